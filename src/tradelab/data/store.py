@@ -72,8 +72,7 @@ class Store:
         if not self.root.exists():
             return []
         found = [
-            Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-            for path in self.root.glob(f"*/*/{MANIFEST}")
+            Manifest.model_validate_json(path.read_text(encoding="utf-8")) for path in self.root.glob(f"*/*/{MANIFEST}")
         ]
         return sorted(found, key=lambda m: (m.symbol, m.timeframe))
 
@@ -197,9 +196,7 @@ def _by_month(bars: pl.DataFrame) -> Iterator[tuple[tuple[int, int], pl.DataFram
         yield (int(year), int(month)), chunk.drop("_y", "_m")  # type: ignore[arg-type]
 
 
-def _merge(
-    old: pl.DataFrame, new: pl.DataFrame, policy: ConflictPolicy, symbol: str
-) -> tuple[pl.DataFrame, int]:
+def _merge(old: pl.DataFrame, new: pl.DataFrame, policy: ConflictPolicy, symbol: str) -> tuple[pl.DataFrame, int]:
     """Union of two sorted, unique frames; returns the merge and how many conflicting bars it resolved."""
     overlap = old.select(TS, *_VALUE_COLUMNS).join(new.select(TS, *_VALUE_COLUMNS), on=TS, suffix="_new")
     differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in _VALUE_COLUMNS)

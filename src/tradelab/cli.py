@@ -1,0 +1,22 @@
+"""The ``tradelab`` command line. Each layer keeps its own sub-app next to its code."""
+
+from __future__ import annotations
+
+import typer
+
+from tradelab import __version__
+from tradelab.data.cli import app as data_app
+
+app = typer.Typer(
+    name="tradelab",
+    help="tradelab: an RL trading lab — candle store, indicator tools, trading envs, experiments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+
+
+@app.command()
+def version() -> None:
+    """Print the tradelab version."""
+    typer.echo(__version__)
