@@ -203,7 +203,9 @@ def _merge(old: pl.DataFrame, new: pl.DataFrame, policy: ConflictPolicy, symbol:
     conflicts = overlap.filter(differs)
     if conflicts.height and policy == "error":
         first = conflicts.row(0, named=True)
-        detail = ", ".join(f"{c} {first[c]} vs {first[f'{c}_new']}" for c in _VALUE_COLUMNS)
+        detail = ", ".join(
+            f"{c} {first[c]} vs {first[f'{c}_new']}" for c in _VALUE_COLUMNS if first[c] != first[f"{c}_new"]
+        )
         raise DataError(
             f"{conflicts.height} bar(s) conflict with the stored {symbol} data, first at {first[TS]} "
             f"(stored vs new: {detail}); pass --on-conflict keep or --on-conflict replace",

@@ -129,8 +129,11 @@ def _parse_ts(table: pl.DataFrame, options: GenericOptions, source: str, column:
             numeric = text.cast(numeric_type, strict=False)
             if numeric.null_count() == text.null_count():
                 return numeric
-    parsed = text.str.to_datetime(format=options.ts_format, time_unit="ms", strict=False)
-    bad = (parsed.is_null() & text.is_not_null()).arg_true()
+    try:
+        parsed = text.str.to_datetime(format=options.ts_format, time_unit="ms", strict=False)
+        bad = (parsed.is_null() & text.is_not_null()).arg_true()
+    except pl.exceptions.PolarsError:  # no format could be inferred from the first values
+        parsed, bad = text, pl.Series([0])
     if bad.len():
         row = int(bad[0])
         hint = "--ts-format" if options.ts_format is None else f"--ts-format {options.ts_format!r}"

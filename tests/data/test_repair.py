@@ -1,0 +1,45 @@
+"""Explicit repairs: forward-filling short gaps, recorded in the manifest."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tests.bars import make_bars
+from tradelab.data.errors import DataError
+from tradelab.data.repair import fill_gaps, repair_dataset
+from tradelab.data.store import Store
+from tradelab.data.validate import validate_bars
+
+
+def _with_gaps() -> pl.DataFrame:
+    index = pl.int_range(pl.len())
+    return make_bars(100).filter(~index.is_between(10, 11) & ~index.is_between(50, 59))  # gaps of 2 and 10
+
+
+def test_short_gaps_are_filled_from_the_previous_close_long_ones_stay() -> None:
+    bars = _with_gaps()
+    filled, inserted = fill_gaps(bars, "1m", 5)
+    assert inserted == 2 and filled.height == 90
+    new = filled.filter("filled")
+    assert new.height == 2
+    previous_close = bars.filter(pl.col("ts") < new["ts"][0])["close"][-1]
+    assert new["open"].to_list() == [previous_close] * 2 and new["close"].to_list() == [previous_close] * 2
+    assert new["volume"].to_list() == [0.0, 0.0]
+    assert validate_bars(filled).gaps.missing_bars == 10
+
+
+def test_repair_is_recorded_in_the_manifest_and_keeps_earlier_flags(store: Store) -> None:
+    store.write("X", "1m", _with_gaps())
+    repair_dataset(store, "X", fill_gaps_up_to=2)
+    second = repair_dataset(store, "X", fill_gaps_up_to=10)
+    manifest = second.manifest
+    assert [(r.kind, r.rows) for r in manifest.repairs] == [("fill_gaps", 2), ("fill_gaps", 10)]
+    loaded = store.load("X")
+    assert loaded.height == 100 and loaded["filled"].sum() == 12
+    assert "filled" in manifest.columns
+
+
+def test_fill_gaps_needs_a_positive_size() -> None:
+    with pytest.raises(DataError, match="at least 1 bar"):
+        fill_gaps(make_bars(5), "1m", 0)
