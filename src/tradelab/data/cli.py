@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -11,11 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tradelab.atomic import atomic_write_text
 from tradelab.data.errors import DataError
-from tradelab.data.ingest import Format, GenericOptions, ingest_files
+from tradelab.data.ingest import Format, GenericOptions, IngestReport, ingest_files
+from tradelab.data.ingest.binance import write_binance
+from tradelab.data.ingest.download import BASE_URL, Market, download_binance
+from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.ingest.timestamps import TsUnit
-from tradelab.data.manifest import Manifest
+from tradelab.data.manifest import Manifest, SourceRecord
 from tradelab.data.repair import repair_dataset
+from tradelab.data.resample import resample_dataset
+from tradelab.data.splits import SplitPlan, chronological_split, chronological_split_by_date, split_dataset, verify_plan
+from tradelab.data.splits import walk_forward as walk_forward_split
 from tradelab.data.store import ConflictPolicy, Store
 from tradelab.data.validate import ValidationReport, validate_dataset
 
@@ -81,6 +89,12 @@ def ingest(
     report = ingest_files(
         paths, symbol, timeframe, fmt=fmt, options=options, sort=sort, on_conflict=on_conflict, progress=True
     )
+    print_ingest(report)
+
+
+def print_ingest(report: IngestReport) -> None:
+    """Files read and what the store write did."""
+    symbol, timeframe = report.symbol, report.timeframe
     table = Table("file", "format", "rows", "first bar (UTC)", "last bar (UTC)", "ts unit", title="Ingested files")
     for f in report.files:
         table.add_row(
@@ -146,6 +160,155 @@ def print_report(report: ValidationReport) -> None:
     )
 
 
+@app.command()
+@reports_data_errors
+def download(
+    source: Annotated[str, typer.Argument(help="Where from; only 'binance' (data.binance.vision) for now.")],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Binance symbol, e.g. BTCUSDT.")],
+    start: Annotated[str, typer.Option(help="First month (2025-01) or day (2025-01-15), UTC.")],
+    end: Annotated[str, typer.Option(help="Last month or day, inclusive; clipped to yesterday.")],
+    market: Annotated[Market, typer.Option(help="spot, or um for USD-M futures.")] = "spot",
+    timeframe: TimeframeOpt = "1m",
+    base_url: Annotated[str, typer.Option(help="Mirror of data.binance.vision.")] = BASE_URL,
+    ingest: Annotated[bool, typer.Option(help="Ingest the verified files into the store.")] = True,
+) -> None:
+    """Download Binance public kline ZIPs (checksums verified, resumable), then ingest them."""
+    if source != "binance":
+        raise DataError(f"unknown source {source!r}: only 'binance' is supported", column="source")
+    paths = download_binance(symbol, start, end, market=market, interval=timeframe, base_url=base_url, progress=True)
+    console.print(f"{len(paths)} verified file(s) in {paths[0].parent}")
+    if ingest:
+        print_ingest(ingest_files(paths, symbol.upper(), timeframe, fmt="binance", progress=True))
+
+
+@app.command()
+@reports_data_errors
+def synth(
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Dataset symbol.")] = "SYNTH-BTC",
+    days: Annotated[float, typer.Option(help="Length of the sample in days.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bars.")] = 0,
+    start: Annotated[str, typer.Option(help="Open time of the first bar (UTC).")] = "2024-01-01",
+    out: Annotated[
+        Path | None, typer.Option(help="Write a Binance kline file (.csv or .zip) instead of storing the bars.")
+    ] = None,
+) -> None:
+    """Generate realistic synthetic 1-minute bars (volatility clustering, fat tails, seasonality, gaps)."""
+    bars = generate_bars(days, seed=seed, start=start)
+    if out is not None:
+        write_binance(bars, out)
+        console.print(f"wrote {bars.height:,} bars to {out}; ingest with: tradelab data ingest {out} --symbol {symbol}")
+        return
+    source = SourceRecord(
+        name=f"synth(days={days:g}, seed={seed}, start={start})",
+        format="synth",
+        rows=bars.height,
+        ingested_at=datetime.now(UTC),
+    )
+    result = Store().write(symbol, "1m", bars, sources=[source])
+    manifest = result.manifest
+    console.print(f"{symbol}/1m: {manifest.rows:,} bars, version {manifest.version}")
+
+
+@app.command()
+@reports_data_errors
+def resample(
+    symbol: SymbolArg,
+    to: Annotated[str, typer.Option("--to", help="Target timeframe, a multiple of the source: 5m, 1h, 4h, 1d.")],
+    source: Annotated[str, typer.Option("--from", help="Source timeframe.")] = "1m",
+    drop_partial: Annotated[bool, typer.Option(help="Drop bars whose bucket is not complete.")] = False,
+) -> None:
+    """Aggregate a dataset to a coarser timeframe, stored as its own dataset (gaps stay gaps)."""
+    result = resample_dataset(Store(), symbol, to, source=source, drop_partial=drop_partial)
+    m = result.manifest
+    state = "" if result.changed else " (unchanged)"
+    console.print(
+        f"{symbol}/{m.timeframe}: {m.rows:,} bars from {_when(m.first_ts)} to {_when(m.last_ts)} UTC, "
+        f"version {m.version}, derived from {m.derived_from}{state}"
+    )
+
+
+@app.command()
+@reports_data_errors
+def split(
+    symbol: SymbolArg,
+    timeframe: TimeframeOpt = "1m",
+    train: Annotated[float, typer.Option(help="Fraction of bars for training.")] = 0.7,
+    val: Annotated[float, typer.Option(help="Fraction of bars for validation (0: none).")] = 0.15,
+    test: Annotated[float, typer.Option(help="Fraction of bars for the test.")] = 0.15,
+    val_start: Annotated[str | None, typer.Option(help="Split by date: first day of validation.")] = None,
+    test_start: Annotated[str | None, typer.Option(help="Split by date: first day of the test.")] = None,
+    end: Annotated[str | None, typer.Option(help="Split by date: end of the test (exclusive).")] = None,
+    folds: Annotated[int, typer.Option(help="Walk-forward: number of folds (0: chronological split).")] = 0,
+    test_bars: Annotated[int | None, typer.Option(help="Walk-forward: bars per test window.")] = None,
+    train_bars: Annotated[
+        int | None, typer.Option(help="Walk-forward: rolling train window (default expanding).")
+    ] = None,
+    val_bars: Annotated[int, typer.Option(help="Walk-forward: bars of validation before each test.")] = 0,
+    warmup: Annotated[int, typer.Option(help="Indicator warm-up in bars that evaluation reads before a segment.")] = 0,
+    horizon: Annotated[int, typer.Option(help="Bars after a step that its fill and reward read.")] = 1,
+    embargo: Annotated[
+        int | None, typer.Option(help="Bars left out between segments (default: warmup + horizon).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the plan as JSON.")] = None,
+) -> None:
+    """Print chronological or walk-forward splits with ranges and row counts, and verify them leak-free."""
+    embargo_bars = warmup + horizon if embargo is None else embargo
+    if folds:
+        fraction = None if test_bars else test
+        plan = split_dataset(
+            Store(),
+            symbol,
+            timeframe,
+            lambda ts: walk_forward_split(
+                ts,
+                n_folds=folds,
+                test_bars=test_bars,
+                test_fraction=fraction,
+                train_bars=train_bars,
+                val_bars=val_bars,
+                embargo_bars=embargo_bars,
+            ),
+        )
+    elif test_start:
+        plan = split_dataset(
+            Store(),
+            symbol,
+            timeframe,
+            lambda ts: chronological_split_by_date(
+                ts, val_start=val_start, test_start=test_start, end=end, embargo_bars=embargo_bars
+            ),
+        )
+    else:
+        plan = split_dataset(
+            Store(),
+            symbol,
+            timeframe,
+            lambda ts: chronological_split(ts, train=train, val=val, test=test, embargo_bars=embargo_bars),
+        )
+    print_plan(plan)
+    if out is not None:
+        atomic_write_text(out, plan.model_dump_json(indent=2))
+        console.print(f"plan written to {out}")
+    problems = verify_plan(plan, warmup_bars=warmup, horizon_bars=horizon)
+    for problem in problems:
+        errors.print(f"[red]leak:[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]verified[/]: no overlap, no leakage (warm-up {warmup} + horizon {horizon} bars)")
+
+
+def print_plan(plan: SplitPlan) -> None:
+    """The segments of a split plan as a table."""
+    table = Table("segment", "start (UTC)", "end (UTC, excl.)", "bars", "rows", title=f"{plan.dataset} {plan.kind}")
+    for prefix, segments in plan.sequences():
+        for s in segments:
+            table.add_row(
+                f"{prefix}{s.name}", _when(s.start), _when(s.end), f"{s.rows:,}", f"{s.first_row}..{s.last_row}"
+            )
+    console.print(table)
+    console.print(f"embargo: {plan.embargo_bars} bars between segments; dataset has {plan.rows:,} bars")
+
+
 @app.command("list")
 def list_command() -> None:
     """List the datasets in the store."""
@@ -188,7 +351,7 @@ def print_manifest(m: Manifest) -> None:
     if m.sources:
         sources = Table("source", "format", "rows", "sha256", "ingested", title="sources")
         for s in m.sources:
-            sources.add_row(s.name, s.format, f"{s.rows:,}", s.sha256[:12], _when(s.ingested_at))
+            sources.add_row(s.name, s.format, f"{s.rows:,}", (s.sha256 or "-")[:12], _when(s.ingested_at))
         console.print(sources)
     for r in m.repairs:
         console.print(f"repair {r.kind}: {r.detail}, {r.rows:,} rows, {_when(r.applied_at)}")

@@ -31,10 +31,9 @@ class SourceRecord(BaseModel):
     """A file that contributed bars, kept for provenance."""
 
     name: str
-    sha256: str
+    sha256: str | None = Field(default=None, description="of the file's bytes; None for generated data")
     format: str
     rows: int
-    added_rows: int
     ingested_at: datetime
 
 

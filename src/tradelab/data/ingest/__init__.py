@@ -161,7 +161,6 @@ def ingest_files(
             sha256=file_sha256(r.path),
             format=r.format,
             rows=r.rows,
-            added_rows=0,
             ingested_at=now,
         )
         for r in reports

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The demo on the embedded defaults: synthesise candles, ingest, validate, derive 1h bars and splits.
+# Runs in its own TRADELAB_HOME (./.tradelab-demo) so it never touches a user's ~/.tradelab.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TRADELAB_HOME="${TRADELAB_DEMO_HOME:-$PWD/.tradelab-demo}"
+tl() { .venv/bin/tradelab "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+raw="$TRADELAB_HOME/raw/SYNTH-BTC-1m-90d.zip"
+mkdir -p "$(dirname "$raw")"
+
+step "1. Synthesise 90 days of BTC-like 1-minute candles (a Binance kline ZIP)"
+tl data synth --symbol SYNTH-BTC --days 90 --seed 7 --start 2024-01-01 --out "$raw"
+
+step "2. Ingest it into the Parquet store (checked, atomic, idempotent)"
+tl data ingest "$raw" --symbol SYNTH-BTC
+
+step "3. Validate (gaps are expected: the generator simulates exchange maintenance)"
+tl data validate SYNTH-BTC
+
+step "4. Resample to 1h bars, stored as their own dataset"
+tl data resample SYNTH-BTC --to 1h
+
+step "5. Chronological train/val/test split with an embargo, verified leak-free"
+tl data split SYNTH-BTC --train 0.7 --val 0.15 --test 0.15 --warmup 60
+
+step "6. The store"
+tl data list
+tl data info SYNTH-BTC
+
+printf '\nDemo data lives in %s. Load it in Python:\n' "$TRADELAB_HOME"
+printf '  TRADELAB_HOME=%s .venv/bin/python -c "import tradelab.data as td; print(td.load(\\"SYNTH-BTC\\", \\"1h\\"))"\n' "$TRADELAB_HOME"
