@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TRADELAB_HOME="${TRADELAB_DEMO_HOME:-$PWD/.tradelab-demo}"
-tl() { .venv/bin/tradelab "$@"; }
+tl() { "${TRADELAB_BIN:-.venv/bin/tradelab}" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 raw="$TRADELAB_HOME/raw/SYNTH-BTC-1m-90d.zip"
