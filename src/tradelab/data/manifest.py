@@ -104,8 +104,5 @@ def frame_hash(bars: pl.DataFrame) -> str:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from tradelab.data.ingest.generic_csv import GenericOptions, read_generic
 from tradelab.data.ingest.sources import read_bytes
 from tradelab.data.ingest.tables import LINE, RawTable
 from tradelab.data.ingest.timestamps import TsUnit
-from tradelab.data.manifest import SourceRecord, file_sha256
+from tradelab.data.manifest import SourceRecord
 from tradelab.data.schema import TS, check_symbol, timeframe_ms
 from tradelab.data.store import ConflictPolicy, Store, WriteResult
 
@@ -39,6 +40,7 @@ class FileReport:
     """What one file contributed."""
 
     path: Path
+    sha256: str
     format: str
     rows: int
     ts_unit: str
@@ -86,21 +88,24 @@ def read_file(
 
     :raises DataError: naming the file, line and column of the first problem.
     """
-    data, name = read_bytes(path)
-    source = str(path)
-    chosen = detect_format(name, data) if fmt == "auto" else fmt
+    content = read_bytes(path)
+    data, source = content.data, str(path)
+    chosen = detect_format(content.name, data) if fmt == "auto" else fmt
     options = options or GenericOptions()
-    raw: RawTable
-    if chosen == "binance":
-        raw = read_binance(data, source)
-    elif chosen == "freqtrade":
-        raw = read_freqtrade(data, source)
-    else:
-        raw = read_generic(data, source, options, parquet=chosen == "parquet")
-    checked = check_bars(raw, timeframe_ms=timeframe_ms(timeframe), ts_unit=options.ts_unit, sort=sort)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: content.sha256)  # hashing releases the GIL: overlap it with parsing
+        raw: RawTable
+        if chosen == "binance":
+            raw = read_binance(data, source)
+        elif chosen == "freqtrade":
+            raw = read_freqtrade(data, source)
+        else:
+            raw = read_generic(data, source, options, parquet=chosen == "parquet")
+        checked = check_bars(raw, timeframe_ms=timeframe_ms(timeframe), ts_unit=options.ts_unit, sort=sort)
     frame = checked.frame
     report = FileReport(
         path=path,
+        sha256=digest.result(),
         format=chosen,
         rows=frame.height,
         ts_unit=checked.ts_unit,
@@ -158,7 +163,7 @@ def ingest_files(
     sources = [
         SourceRecord(
             name=r.path.name,
-            sha256=file_sha256(r.path),
+            sha256=r.sha256,
             format=r.format,
             rows=r.rows,
             ingested_at=now,

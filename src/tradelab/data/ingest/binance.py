@@ -59,6 +59,7 @@ def read_binance(data: bytes, source: str) -> RawTable:
         names=COLUMNS,
         dtypes=_DTYPES,
         first_line=2 if has_header else 1,
+        columns=[COLUMNS.index(name) for name in _DTYPES],
     )
     frame = frame.select(
         pl.col("open_time").alias(TS),

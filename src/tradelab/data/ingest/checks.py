@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -37,8 +39,7 @@ def check_bars(raw: RawTable, *, timeframe_ms: int, ts_unit: TsUnit | None = Non
         raise DataError(f"missing column '{missing[0]}'", source=source, column=missing[0])
     if frame.height == 0:
         raise DataError("no rows", source=source)
-    for column in REQUIRED:
-        _fail_first(raw, frame[column].is_null(), column, lambda _: "missing value")
+    _apply_rules(raw, [_Rule(c, pl.col(c).is_null(), lambda _: "missing value") for c in REQUIRED])
 
     unit: str = "datetime"
     if frame[TS].dtype.is_numeric():
@@ -46,52 +47,65 @@ def check_bars(raw: RawTable, *, timeframe_ms: int, ts_unit: TsUnit | None = Non
         frame = frame.with_columns(ms.alias(TS))
     else:
         frame = frame.with_columns(pl.col(TS).dt.convert_time_zone("UTC").dt.epoch("ms"))
-    raw = RawTable(frame=frame, source=source, unit=raw.unit)
-
-    for column in _VALUES:
-        values = frame[column]
-        _fail_first(raw, ~values.is_finite(), column, lambda r, c=column: f"value {r[c]} is not finite")
-    for column in PRICE_COLUMNS:
-        _fail_first(raw, frame[column] <= 0, column, lambda r, c=column: f"price {r[c]} is not positive")
-    _fail_first(raw, frame["volume"] < 0, "volume", lambda r: f"volume {r['volume']} is negative")
-    _fail_first(raw, frame["high"] < frame["low"], "high", lambda r: f"high {r['high']} is below low {r['low']}")
-    body_top = pl.max_horizontal("open", "close")
-    body_bottom = pl.min_horizontal("open", "close")
-    _fail_first(
-        raw,
-        frame.select(pl.col("high") < body_top).to_series(),
-        "high",
-        lambda r: f"high {r['high']} is below open {r['open']} or close {r['close']}",
-    )
-    _fail_first(
-        raw,
-        frame.select(pl.col("low") > body_bottom).to_series(),
-        "low",
-        lambda r: f"low {r['low']} is above open {r['open']} or close {r['close']}",
-    )
-    tf_name = format_timeframe(timeframe_ms)
-    _fail_first(
-        raw,
-        frame[TS] % timeframe_ms != 0,
-        TS,
-        lambda r: (
-            f"timestamp {_iso(r[TS])} is not aligned to the {tf_name} grid (bar open times are multiples of {tf_name})"
-        ),
-    )
-
     if sort:
         frame = frame.sort(TS, maintain_order=True)
-    else:
-        steps = frame[TS].diff()
-        _fail_first(
-            raw,
-            steps < 0,
-            TS,
-            lambda r: f"timestamps are not sorted: {_iso(r[TS])} comes after a later bar; pass --sort to sort them",
-        )
+    raw = RawTable(frame=frame, source=source, unit=raw.unit)
+    _apply_rules(raw, _value_rules(timeframe_ms, check_order=not sort))
     _check_spacing(frame, source, timeframe_ms)
-    frame = frame.with_columns(pl.col(TS).cast(COLUMNS[TS]))
-    return CheckedBars(frame=frame, ts_unit=unit)
+    return CheckedBars(frame=frame.with_columns(pl.col(TS).cast(COLUMNS[TS])), ts_unit=unit)
+
+
+@dataclass
+class _Rule:
+    """A hard check: rows where ``broken`` is true fail; ``describe(row)`` says why."""
+
+    column: str
+    broken: pl.Expr
+    describe: Callable[[dict[str, Any]], str]
+
+
+def _value_rules(timeframe_ms: int, *, check_order: bool) -> list[_Rule]:
+    tf = format_timeframe(timeframe_ms)
+    rules = [_Rule(c, ~pl.col(c).is_finite(), lambda r, c=c: f"value {r[c]} is not finite") for c in _VALUES]
+    rules += [_Rule(c, pl.col(c) <= 0, lambda r, c=c: f"price {r[c]} is not positive") for c in PRICE_COLUMNS]
+    rules += [
+        _Rule("volume", pl.col("volume") < 0, lambda r: f"volume {r['volume']} is negative"),
+        _Rule("high", pl.col("high") < pl.col("low"), lambda r: f"high {r['high']} is below low {r['low']}"),
+        _Rule(
+            "high",
+            pl.col("high") < pl.max_horizontal("open", "close"),
+            lambda r: f"high {r['high']} is below open {r['open']} or close {r['close']}",
+        ),
+        _Rule(
+            "low",
+            pl.col("low") > pl.min_horizontal("open", "close"),
+            lambda r: f"low {r['low']} is above open {r['open']} or close {r['close']}",
+        ),
+        _Rule(
+            TS,
+            pl.col(TS) % timeframe_ms != 0,
+            lambda r: f"timestamp {_iso(r[TS])} is not aligned to the {tf} grid (bar open times are multiples of {tf})",
+        ),
+    ]
+    if check_order:
+        rules.append(
+            _Rule(
+                TS,
+                pl.col(TS) < pl.col(TS).shift(1),
+                lambda r: f"timestamps are not sorted: {_iso(r[TS])} comes after a later bar; pass --sort to sort them",
+            )
+        )
+    return rules
+
+
+def _apply_rules(raw: RawTable, rules: list[_Rule]) -> None:
+    """Evaluate every rule in one parallel pass; raise at the first row of the first rule that fails."""
+    failed = raw.frame.select(rule.broken.fill_null(False).any().alias(str(i)) for i, rule in enumerate(rules)).row(0)
+    for rule, fails in zip(rules, failed, strict=True):
+        if fails:
+            mask = raw.frame.select(rule.broken.fill_null(False)).to_series()
+            row = raw.frame.row(int(mask.arg_true()[0]), named=True)
+            raise DataError(rule.describe(row), source=raw.source, line=row[LINE], column=rule.column, unit=raw.unit)
 
 
 def collapse_duplicates(frame: pl.DataFrame, policy: str, names: list[str]) -> tuple[pl.DataFrame, int]:
@@ -103,7 +117,8 @@ def collapse_duplicates(frame: pl.DataFrame, policy: str, names: list[str]) -> t
 
     :return: the unique bars sorted by ``ts`` and the number of identical repeats dropped.
     """
-    frame = frame.sort(TS, "_src", "_line")
+    if not frame[TS].is_sorted():  # files arrive sorted; only their union may need sorting
+        frame = frame.sort(TS, "_src", "_line")
     repeat = (frame[TS] == frame[TS].shift(1)).fill_null(False)
     if not repeat.any():
         return frame, 0
@@ -137,20 +152,6 @@ def _check_spacing(frame: pl.DataFrame, source: str, timeframe_ms: int) -> None:
             f"no two bars are closer than {actual}, so these are not {wanted} bars; ingest with --timeframe {actual}",
             source=source,
             column=TS,
-        )
-
-
-def _fail_first(raw: RawTable, mask: pl.Series, column: str, describe: object) -> None:
-    """Raise at the first row where ``mask`` is true; ``describe(row)`` says what is wrong with it."""
-    hits = mask.fill_null(False).arg_true()
-    if hits.len():
-        row = raw.frame.row(int(hits[0]), named=True)
-        raise DataError(
-            describe(row),  # type: ignore[operator]
-            source=raw.source,
-            line=row[LINE],
-            column=column,
-            unit=raw.unit,
         )
 
 

@@ -7,7 +7,6 @@ the download folder is always complete; re-running only fetches what is missing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -31,6 +30,7 @@ from rich.progress import (
 
 from tradelab.atomic import atomic_write_text
 from tradelab.data.errors import DataError
+from tradelab.data.manifest import file_sha256
 from tradelab.data.schema import check_symbol, to_datetime
 from tradelab.settings import get_settings
 
@@ -166,11 +166,6 @@ def _days(first: date, last: date) -> Iterator[date]:
         yield first + timedelta(days=offset)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 class _RetryableError(Exception):
     """An answer worth asking again for (429, 5xx, a range the server cannot satisfy)."""
 
@@ -193,7 +188,7 @@ class _Fetcher:
         name = url.rsplit("/", 1)[1]
         final, checksum_file, part = (self.dest / f"{name}{suffix}" for suffix in ("", ".CHECKSUM", ".part"))
         if final.exists() and checksum_file.exists():
-            if _sha256(final) == _parse_checksum(checksum_file.read_text(), name):
+            if file_sha256(final) == _parse_checksum(checksum_file.read_text(), name):
                 return final
             logger.warning("%s does not match its stored checksum, downloading it again", final)
         self.dest.mkdir(parents=True, exist_ok=True)
@@ -206,7 +201,7 @@ class _Fetcher:
                 return None
             expected = _parse_checksum(checksum_text, name)
             self._retry(url, lambda: self._download(url, part, task))
-            actual = _sha256(part)
+            actual = file_sha256(part)
             if actual == expected:
                 break
             part.unlink()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zipfile
 import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from io import BytesIO
 from pathlib import Path
 
 from tradelab.data.errors import DataError
@@ -13,28 +17,43 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def read_bytes(path: Path) -> tuple[bytes, str]:
-    """The decompressed bytes of ``path`` and the name of what they hold (the ZIP member's name, or the
-    file name without ``.gz``), so the format can be told from it.
+@dataclass
+class SourceBytes:
+    """A file's decompressed content and the name of what it holds (a ZIP member's name, or the file
+    name without ``.gz``) so its format can be told; ``raw`` is the file as given.
+    """
+
+    data: bytes
+    name: str
+    raw: bytes
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the file as given (provenance; matches Binance's CHECKSUM files for their ZIPs)."""
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+def read_bytes(path: Path) -> SourceBytes:
+    """Read ``path`` once and decompress it if it is gzip or a one-file ZIP.
 
     :raises DataError: a missing, truncated or corrupt file, or a ZIP without exactly one data file.
     """
     if not path.is_file():
         raise DataError("no such file", source=path)
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    raw = path.read_bytes()
     try:
-        if head.startswith(_GZIP_MAGIC):
-            return gzip.decompress(path.read_bytes()), path.name.removesuffix(".gz")
-        if head.startswith(_ZIP_MAGIC):
-            return _read_zip(path)
+        if raw.startswith(_GZIP_MAGIC):
+            return SourceBytes(gzip.decompress(raw), path.name.removesuffix(".gz"), raw)
+        if raw.startswith(_ZIP_MAGIC):
+            data, name = _read_zip(raw, path)
+            return SourceBytes(data, name, raw)
     except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"truncated or corrupt archive ({exc})", source=path) from exc
-    return path.read_bytes(), path.name
+    return SourceBytes(raw, path.name, raw)
 
 
-def _read_zip(path: Path) -> tuple[bytes, str]:
-    with zipfile.ZipFile(path) as archive:
+def _read_zip(raw: bytes, path: Path) -> tuple[bytes, str]:
+    with zipfile.ZipFile(BytesIO(raw)) as archive:
         members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX")]
         if len(members) != 1:
             names = ", ".join(m.filename for m in members) or "nothing"

@@ -32,6 +32,7 @@ def read_csv_checked(
     dtypes: dict[str, pl.DataType],
     first_line: int,
     names: list[str] | None = None,
+    columns: list[int] | None = None,
 ) -> pl.DataFrame:
     """Read CSV bytes with ``dtypes``, adding a ``_line`` column (1-based line of each row in the file).
 
@@ -39,11 +40,12 @@ def read_csv_checked(
     line and column of the first bad cell.
 
     :param names: column names for a file without a header (all columns, in order).
+    :param columns: indices of the columns to keep (the others are skipped while parsing).
     :raises DataError: empty file, header only, ragged rows, or a value that is not a number.
     """
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte; strip() would copy the file
         raise DataError("the file is empty", source=source)
-    options = {"has_header": has_header, "new_columns": names, "infer_schema_length": 0}
+    options = {"has_header": has_header, "new_columns": names, "columns": columns, "infer_schema_length": 0}
     try:
         frame = pl.read_csv(data, schema_overrides=dtypes, **options)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as exc:
