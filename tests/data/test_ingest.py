@@ -162,3 +162,19 @@ def test_other_timeframes_are_stored_separately(tmp_path: Path, store: Store) ->
 )
 def test_format_detection(name: str, head: bytes, expected: str) -> None:
     assert detect_format(name, head) == expected
+
+
+@pytest.mark.parametrize("policy, kept_volume", [("keep", 1.0), ("replace", 2.0)])
+def test_conflicting_repeats_within_files_follow_the_policy_and_are_recorded(
+    tmp_path: Path, store: Store, policy: str, kept_volume: float
+) -> None:
+    bars = make_bars(5)
+    lines = binance_lines(bars.with_columns(volume=pl.lit(1.0)))
+    repeat = lines[2].split(",")
+    repeat[5] = "2.0"
+    path = write_lines(tmp_path / "dup.csv", [*lines[:3], ",".join(repeat), *lines[3:]])
+    report = ingest_files([path], "X", on_conflict=policy, store=store)  # type: ignore[arg-type]
+    loaded = store.load("X")
+    assert loaded.height == 5 and loaded["volume"][2] == kept_volume
+    repair = report.write.manifest.repairs[-1]
+    assert repair.kind == "drop_conflicting_duplicates" and repair.rows == 1 and policy in repair.detail

@@ -25,7 +25,7 @@ from tradelab.data.ingest.generic_csv import GenericOptions, read_generic
 from tradelab.data.ingest.sources import read_bytes
 from tradelab.data.ingest.tables import LINE, RawTable
 from tradelab.data.ingest.timestamps import TsUnit
-from tradelab.data.manifest import SourceRecord
+from tradelab.data.manifest import Repair, SourceRecord
 from tradelab.data.schema import TS, check_symbol, timeframe_ms
 from tradelab.data.store import ConflictPolicy, Store, WriteResult
 
@@ -155,7 +155,7 @@ def ingest_files(
             frames.append(frame.with_columns(pl.lit(index, pl.Int32).alias("_src")))
             reports.append(report)
             bar.advance(task)
-    merged, identical = collapse_duplicates(
+    merged, identical, conflicting = collapse_duplicates(
         pl.concat(frames, how="diagonal_relaxed"), on_conflict, [str(p) for p in files]
     )
     bars = merged.drop(LINE, "_src")
@@ -170,7 +170,17 @@ def ingest_files(
         )
         for r in reports
     ]
-    result = store.write(symbol, timeframe, bars, sources=sources, on_conflict=on_conflict)
+    repairs = [
+        Repair(
+            kind="drop_conflicting_duplicates",
+            detail=f"within the ingested files, on_conflict={on_conflict}",
+            rows=conflicting,
+            applied_at=now,
+        )
+    ]
+    result = store.write(
+        symbol, timeframe, bars, sources=sources, on_conflict=on_conflict, repairs=repairs if conflicting else []
+    )
     if identical:
         log.info("dropped %d identical repeated bars", identical)
     return IngestReport(symbol=symbol, timeframe=timeframe, files=reports, identical_duplicates=identical, write=result)

@@ -108,20 +108,21 @@ def _apply_rules(raw: RawTable, rules: list[_Rule]) -> None:
             raise DataError(rule.describe(row), source=raw.source, line=row[LINE], column=rule.column, unit=raw.unit)
 
 
-def collapse_duplicates(frame: pl.DataFrame, policy: str, names: list[str]) -> tuple[pl.DataFrame, int]:
+def collapse_duplicates(frame: pl.DataFrame, policy: str, names: list[str]) -> tuple[pl.DataFrame, int, int]:
     """Drop bars whose ``ts`` repeats: identical repeats silently, conflicting ones by ``policy``.
 
     ``frame`` holds the bars of all files of one ingest with ``_src`` (index into ``names``) and
     ``_line``. ``policy`` ``"error"`` raises at the first conflict naming both places, ``"keep"`` keeps
     the first occurrence, ``"replace"`` the last.
 
-    :return: the unique bars sorted by ``ts`` and the number of identical repeats dropped.
+    :return: the unique bars sorted by ``ts``, the number of identical repeats dropped, and the number
+        of conflicting repeats resolved by ``policy``.
     """
     if not frame[TS].is_sorted():  # files arrive sorted; only their union may need sorting
         frame = frame.sort(TS, "_src", "_line")
     repeat = (frame[TS] == frame[TS].shift(1)).fill_null(False)
     if not repeat.any():
-        return frame, 0
+        return frame, 0, 0
     same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in _VALUES)
     flags = frame.select(repeat=repeat, same=same)
     conflict = (flags["repeat"] & ~flags["same"]).arg_true()
@@ -138,7 +139,7 @@ def collapse_duplicates(frame: pl.DataFrame, policy: str, names: list[str]) -> t
         )
     identical = int((flags["repeat"] & flags["same"]).sum())
     unique = frame.unique(subset=TS, keep="last" if policy == "replace" else "first", maintain_order=True)
-    return unique, identical
+    return unique, identical, conflict.len()
 
 
 def _check_spacing(frame: pl.DataFrame, source: str, timeframe_ms: int) -> None:
