@@ -76,7 +76,12 @@ def read_binance(data: bytes, source: str) -> RawTable:
 
 
 def write_binance(
-    bars: pl.DataFrame, path: Path, *, ts_unit: Literal["ms", "us"] = "ms", timeframe_ms: int = 60_000
+    bars: pl.DataFrame,
+    path: Path,
+    *,
+    ts_unit: Literal["ms", "us"] = "ms",
+    timeframe_ms: int = 60_000,
+    header: bool = False,
 ) -> Path:
     """Write canonical bars as a Binance kline file: ``.csv``, or ``.zip`` holding one CSV (as Binance serves).
 
@@ -84,6 +89,7 @@ def write_binance(
     (``close_time`` = open time + bar length - 1) and zero otherwise (taker volumes, trades).
 
     :param ts_unit: ``"us"`` reproduces Binance spot files from 2025 on.
+    :param header: write a header row, as Binance's futures files have (spot files have none).
     """
     scale = 1000 if ts_unit == "us" else 1
     open_ms = pl.col(TS).dt.epoch("ms")
@@ -103,11 +109,11 @@ def write_binance(
     )
     if path.suffix == ".zip":
         buffer = io.BytesIO()
-        table.write_csv(buffer, include_header=False)
+        table.write_csv(buffer, include_header=header)
 
         def write_zip(tmp: Path) -> None:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(path.with_suffix(".csv").name, buffer.getvalue())
 
         return atomic_write(path, write_zip)
-    return atomic_write(path, lambda tmp: table.write_csv(tmp, include_header=False))
+    return atomic_write(path, lambda tmp: table.write_csv(tmp, include_header=header))
