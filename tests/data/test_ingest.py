@@ -178,3 +178,11 @@ def test_conflicting_repeats_within_files_follow_the_policy_and_are_recorded(
     assert loaded.height == 5 and loaded["volume"][2] == kept_volume
     repair = report.write.manifest.repairs[-1]
     assert repair.kind == "drop_conflicting_duplicates" and repair.rows == 1 and policy in repair.detail
+
+
+def test_binance_zip_writer_is_byte_deterministic(tmp_path: Path) -> None:
+    bars = make_bars(100)
+    first = write_binance(bars, tmp_path / "a" / "X-1m-2024-01.zip").read_bytes()
+    second = write_binance(bars, tmp_path / "b" / "X-1m-2024-01.zip").read_bytes()
+    assert first == second
+    assert write_binance(bars[:99], tmp_path / "c" / "X-1m-2024-01.zip").read_bytes() != first

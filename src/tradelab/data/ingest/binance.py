@@ -112,8 +112,10 @@ def write_binance(
         table.write_csv(buffer, include_header=header)
 
         def write_zip(tmp: Path) -> None:
+            # A fixed member date keeps the archive byte-identical for identical bars.
+            member = zipfile.ZipInfo(path.with_suffix(".csv").name, date_time=(1980, 1, 1, 0, 0, 0))
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(path.with_suffix(".csv").name, buffer.getvalue())
+                archive.writestr(member, buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
 
         return atomic_write(path, write_zip)
     return atomic_write(path, lambda tmp: table.write_csv(tmp, include_header=header))
