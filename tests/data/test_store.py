@@ -126,3 +126,13 @@ def test_symbol_must_be_a_safe_folder_name(store: Store, symbol: str) -> None:
 def test_timeframe_must_be_valid(store: Store) -> None:
     with pytest.raises(DataError, match="invalid timeframe '7x'"):
         td.schema.timeframe_ms("7x")
+
+
+def test_unsorted_bars_are_stored_sorted_and_repeated_timestamps_refused(store: Store) -> None:
+    bars = make_bars(3 * 24 * 60, start="2024-01-31")
+    store.write("X", "1m", bars.reverse())
+    assert store.load("X").equals(bars)
+    assert [p.rows for p in store.require("X").partitions] == [1440, 2880]
+    with pytest.raises(DataError, match="repeat a timestamp"):
+        store.write("Y", "1m", pl.concat([bars[:10], bars[5:6]]))
+    assert store.manifest("Y") is None

@@ -119,7 +119,7 @@ class Store:
         repairs: Sequence[Repair] = (),
         derived_from: str | None = None,
     ) -> WriteResult:
-        """Merge ``bars`` (canonical, sorted, unique ``ts``) into a dataset, atomically.
+        """Merge ``bars`` (canonical columns, unique ``ts``, any order) into a dataset, atomically.
 
         Identical bars already stored are skipped, so writing the same data twice is a no-op. A stored
         bar with the same ``ts`` but other values is a conflict: an error by default, or resolved by
@@ -129,6 +129,10 @@ class Store:
         :return: what changed; ``changed`` is False when nothing was written.
         """
         bars = conform(bars)
+        if not bars[TS].is_sorted():
+            bars = bars.sort(TS)
+        if (bars[TS] == bars[TS].shift(1)).any():
+            raise DataError(f"bars for {symbol}/{timeframe} repeat a timestamp; collapse duplicates first", column=TS)
         folder = self.dataset_dir(symbol, timeframe)
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
