@@ -1,10 +1,12 @@
-"""Crash-safe file writes: write a temporary sibling, then rename it over the target."""
+"""Crash-safe file writes (a temporary sibling renamed over the target) and folder locks."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
@@ -35,3 +37,15 @@ def atomic_write(target: Path, write: Callable[[Path], None], *, fsync: bool = F
 def atomic_write_text(target: Path, text: str) -> Path:
     """Atomically replace ``target`` with ``text`` (UTF-8), flushed to disk."""
     return atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"), fsync=True)
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (through ``folder/.lock``), so two processes take turns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

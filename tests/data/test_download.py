@@ -107,7 +107,7 @@ def test_monthly_file_is_downloaded_and_verified(vision, dest, april):
     assert paths[0].read_bytes() == april
     assert (dest / f"{APRIL}.CHECKSUM").read_bytes() == served(vision, f"{APRIL_URL}.CHECKSUM")
     assert [r.path for r in vision.requests] == [f"{APRIL_URL}.CHECKSUM", APRIL_URL]
-    assert sorted(p.name for p in dest.iterdir()) == [APRIL, f"{APRIL}.CHECKSUM"]
+    assert sorted(p.name for p in dest.iterdir()) == [".lock", APRIL, f"{APRIL}.CHECKSUM"]
 
 
 def test_current_month_is_daily_files_up_to_yesterday(vision, dest, btc_june_2025):
@@ -231,7 +231,7 @@ def test_second_checksum_mismatch_raises(vision, dest, april):
     with pytest.raises(DataError, match=f"{APRIL}: checksum mismatch twice: expected sha256 0{{64}}, got {actual}"):
         download(vision, dest, "2023-04", "2023-04")
     assert len(vision.requested(APRIL_URL)) == 2
-    assert list(dest.iterdir()) == []
+    assert [p.name for p in dest.iterdir()] == [".lock"]  # no part file, no unverified ZIP
 
 
 def test_second_run_downloads_nothing_and_a_damaged_file_is_fetched_again(vision, dest, btc_april_may, april):

@@ -7,11 +7,9 @@ that is killed half-way leaves the previous dataset exactly as it was.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Literal
 
 import polars as pl
 
-from tradelab.atomic import TMP_PREFIX, atomic_write, atomic_write_text
+from tradelab.atomic import TMP_PREFIX, atomic_write, atomic_write_text, locked
 from tradelab.data.errors import DataError
 from tradelab.data.manifest import MANIFEST, Manifest, Partition, Repair, SourceRecord, frame_hash
 from tradelab.data.schema import COLUMNS, REQUIRED, TS, TimeLike, check_symbol, conform, empty_bars, to_ms
@@ -135,7 +133,7 @@ class Store:
             raise DataError(f"bars for {symbol}/{timeframe} repeat a timestamp; collapse duplicates first", column=TS)
         folder = self.dataset_dir(symbol, timeframe)
         folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder):
+        with locked(folder):
             existing = self.manifest(symbol, timeframe)
             _collect_garbage(folder, existing)
             current = existing or Manifest(symbol=symbol, timeframe=timeframe)
@@ -260,14 +258,3 @@ def _collect_garbage(folder: Path, manifest: Manifest | None) -> None:
     for month_dir in sorted(folder.glob("year=*/month=*")) + sorted(folder.glob("year=*")):
         if month_dir.is_dir() and not any(month_dir.iterdir()):
             month_dir.rmdir()
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Exclusive lock on a dataset, so two ingests never interleave their writes."""
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

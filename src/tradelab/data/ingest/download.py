@@ -28,7 +28,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from tradelab.atomic import atomic_write_text
+from tradelab.atomic import atomic_write_text, locked
 from tradelab.data.errors import DataError
 from tradelab.data.manifest import file_sha256
 from tradelab.data.schema import check_symbol, to_datetime
@@ -118,6 +118,7 @@ def download_binance(
                 disable=not progress,
             )
         )
+        stack.enter_context(locked(dest))  # two downloads into one folder would append to the same .part
         fetcher = _Fetcher(client, bar, dest, retries, backoff_s)
         for month_first, month_last in _months(first, last):
             # The current month is never covered whole: the range ends yesterday at the latest.
