@@ -43,3 +43,15 @@ def test_repair_is_recorded_in_the_manifest_and_keeps_earlier_flags(store: Store
 def test_fill_gaps_needs_a_positive_size() -> None:
     with pytest.raises(DataError, match="at least 1 bar"):
         fill_gaps(make_bars(5), "1m", 0)
+
+
+def test_filling_is_causal_future_bars_do_not_change_the_past() -> None:
+    bars = _with_gaps()
+    cut = bars["ts"][45]  # after the short gap, before the long one
+    changed_future = bars.with_columns(
+        pl.when(pl.col("ts") > cut).then(pl.col(c) * 1.5).otherwise(pl.col(c)).alias(c)
+        for c in ("open", "high", "low", "close", "volume")
+    )
+    past = fill_gaps(bars, "1m", 5)[0].filter(pl.col("ts") <= cut)
+    assert fill_gaps(changed_future, "1m", 5)[0].filter(pl.col("ts") <= cut).equals(past)
+    assert fill_gaps(bars.filter(pl.col("ts") <= cut), "1m", 5)[0].equals(past)
