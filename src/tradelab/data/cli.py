@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SymbolArg = Annotated[str, typer.Argument(help="Dataset symbol, e.g. BTCUSDT.")]
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="Bar length: 1m, 5m, 1h, 1d...")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 def reports_data_errors(command: F) -> F:
@@ -123,7 +124,7 @@ def print_ingest(report: IngestReport) -> None:
 def validate(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOpt = False,
     outlier_z: Annotated[float, typer.Option(help="Robust z-score of returns above which a bar is an outlier.")] = 12.0,
     stale_bars: Annotated[int, typer.Option(help="Identical closes in a row that make a stale run.")] = 60,
 ) -> None:
@@ -326,7 +327,7 @@ def list_command() -> None:
 def info(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a dataset's manifest: span, version, partitions, sources and repairs."""
     manifest = Store().require(symbol, timeframe)
