@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     :param database_url: control-plane database; SQLite under ``home`` when unset.
     :param storage_url: fsspec URL for run artifacts; ``file://<home>/artifacts`` when unset.
     :param runpod_api_key: key for the RunPod SDK; never forwarded to pods.
+    :param tools_dir: folder of manifest tools (``<name>/tool.toml``); the repository's ``tools/`` when unset.
     """
 
     model_config = SettingsConfigDict(env_prefix="TRADELAB_", extra="ignore")
@@ -24,11 +25,22 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_url: str | None = None
     runpod_api_key: SecretStr | None = None
+    tools_dir: Path | None = None
 
     @property
     def data_dir(self) -> Path:
         """Root of the Parquet candle store."""
         return self.home / "data"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived data that can always be recomputed (feature matrices)."""
+        return self.home / "cache"
+
+    @property
+    def manifest_tools_dir(self) -> Path:
+        """Where manifest tools are discovered: ``tools_dir``, else the repository's own ``tools/``."""
+        return self.tools_dir or Path(__file__).resolve().parents[2] / "tools"
 
     @property
     def downloads_dir(self) -> Path:
