@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tradelab.atomic import atomic_write_text
+from tradelab.cli_errors import errors, reports_errors
 from tradelab.data.errors import DataError
 from tradelab.data.ingest import Format, GenericOptions, IngestReport, ingest_files
 from tradelab.data.ingest.binance import write_binance
@@ -29,26 +28,10 @@ from tradelab.data.validate import ValidationReport, validate_dataset
 
 app = typer.Typer(help="Ingest, validate, resample and split candle datasets.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 SymbolArg = Annotated[str, typer.Argument(help="Dataset symbol, e.g. BTCUSDT.")]
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="Bar length: 1m, 5m, 1h, 1d...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def reports_data_errors(command: F) -> F:
-    """Turn a :class:`DataError` into a one-line red message and exit status 2 (no traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except DataError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _pairs(text: str | None, option: str) -> dict[str, str]:
@@ -61,7 +44,7 @@ def _pairs(text: str | None, option: str) -> dict[str, str]:
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files: Binance kline CSV/ZIP, freqtrade JSON, CSV, Parquet.")],
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Dataset symbol, e.g. BTCUSDT.")],
@@ -120,7 +103,7 @@ def print_ingest(report: IngestReport) -> None:
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def validate(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",
@@ -162,7 +145,7 @@ def print_report(report: ValidationReport) -> None:
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def download(
     source: Annotated[str, typer.Argument(help="Where from; only 'binance' (data.binance.vision) for now.")],
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Binance symbol, e.g. BTCUSDT.")],
@@ -183,7 +166,7 @@ def download(
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def synth(
     symbol: Annotated[str, typer.Option("--symbol", "-s", help="Dataset symbol.")] = "SYNTH-BTC",
     days: Annotated[float, typer.Option(help="Length of the sample in days.")] = 30.0,
@@ -211,7 +194,7 @@ def synth(
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def resample(
     symbol: SymbolArg,
     to: Annotated[str, typer.Option("--to", help="Target timeframe, a multiple of the source: 5m, 1h, 4h, 1d.")],
@@ -229,7 +212,7 @@ def resample(
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def split(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",
@@ -323,7 +306,7 @@ def list_command() -> None:
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def info(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",
@@ -359,7 +342,7 @@ def print_manifest(m: Manifest) -> None:
 
 
 @app.command()
-@reports_data_errors
+@reports_errors
 def repair(
     symbol: SymbolArg,
     timeframe: TimeframeOpt = "1m",

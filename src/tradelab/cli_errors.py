@@ -1,0 +1,30 @@
+"""How every ``tradelab`` command reports bad input: one red line naming the problem, exit status 2."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from tradelab.data.errors import DataError
+from tradelab.tools.errors import ToolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+errors = Console(stderr=True)
+
+
+def reports_errors(command: F) -> F:
+    """Turn a :class:`DataError` or :class:`ToolError` into ``error: <message>`` and exit status 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (DataError, ToolError) as exc:
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
