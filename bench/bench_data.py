@@ -18,50 +18,22 @@ Usage: ``.venv/bin/python bench/bench_data.py`` (``make bench``).
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_data.json"
+from bench_report import RESULTS_DIR, Row, report, timed
+
+RESULTS = RESULTS_DIR / "bench_data.json"
 SYMBOL, TIMEFRAME = "BENCH", "1m"
 YEAR_START, MONTH = "2023-01-01", ("2023-06-01", "2023-07-01")
 YEAR_BARS, MONTH_BARS = 525_600, 30 * 1440
 REPEATS, LOAD_REPEATS = 5, 20
 CHILD_FLAG = "--peak-rss-child"
-DECIMALS = {"s": 3, "ms": 1, "MB": 0}
-T = TypeVar("T")
-
-
-@dataclass
-class Row:
-    """One line of the report; ``ours``/``pandas`` in ``unit``, ``samples`` in seconds (timings only)."""
-
-    metric: str
-    unit: str
-    ours: float
-    goal: str
-    passed: bool | None  # None for reference rows, which have no goal
-    pandas: float | None = None
-    samples_ours: list[float] = field(default_factory=list)
-    samples_pandas: list[float] = field(default_factory=list)
-
-    def show(self, value: float) -> str:
-        """``value`` with the unit, to a useful precision."""
-        return f"{value:.{DECIMALS[self.unit]}f} {self.unit}"
-
-    @property
-    def ratio(self) -> float | None:
-        """pandas / ours: how many times better we are (higher is better for both time and memory)."""
-        return self.pandas / self.ours if self.pandas is not None else None
 
 
 def ingest_ours(csv: Path, root: Path) -> int:
@@ -110,17 +82,6 @@ def time_ingest(
             raise RuntimeError(f"{ingest.__name__} stored {rows} rows, expected {YEAR_BARS}")
         advance()
     return seconds
-
-
-def timed(call: Callable[[], T], repeats: int, advance: Callable[[], None]) -> tuple[list[float], T]:
-    """Seconds per call of ``call`` (``repeats`` >= 1), and its last result."""
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = call()
-        seconds.append(time.perf_counter() - started)
-        advance()
-    return seconds, result
 
 
 def peak_rss_mb(which: str, csv: Path) -> float:
@@ -201,9 +162,9 @@ def run() -> list[Row]:
             ingest_s,
             goal="≤ 1.5 s, ≥ 3× pandas",
             passed=ingest_s <= 1.5 and pandas_s / ingest_s >= 3,
-            pandas=pandas_s,
+            peer=pandas_s,
             samples_ours=ours,
-            samples_pandas=pandas,
+            samples_peer=pandas,
         ),
         Row(
             "reference: polars read+write, no checks",
@@ -211,56 +172,25 @@ def run() -> list[Row]:
             statistics.median(floor),
             goal="lower bound of any checked ingest",
             passed=None,
-            pandas=pandas_s,
+            peer=pandas_s,
             samples_ours=floor,
         ),
-        Row("ingest peak RSS", "MB", rss["ours"], "≤ 600 MB", rss["ours"] <= 600, pandas=rss["pandas"]),
+        Row("ingest peak RSS", "MB", rss["ours"], "≤ 600 MB", rss["ours"] <= 600, peer=rss["pandas"]),
         Row("validate 1 year", "s", validate_s, "≤ 0.3 s", validate_s <= 0.3, samples_ours=validate),
         Row("load 1 month", "ms", load_ms, "≤ 50 ms", load_ms <= 50, samples_ours=load),
     ]
 
 
-def report(rows: list[Row]) -> None:
-    """Print the table and the misses; write the JSON results."""
+def report_rows(rows: list[Row]) -> None:
+    """Print and save the data benchmark's report."""
     import pandas
     import polars
     import pyarrow
-    from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"tradelab data benchmark: {YEAR_BARS:,} 1-minute bars, medians")
-    for name in ("metric", "ours", "pandas", "pandas/ours", "goal", "pass"):
-        table.add_column(name, justify="left" if name in ("metric", "goal") else "right")
-    for row in rows:
-        table.add_row(
-            row.metric,
-            row.show(row.ours),
-            row.show(row.pandas) if row.pandas is not None else "—",
-            f"{row.ratio:.2f}×" if row.ratio is not None else "—",
-            row.goal,
-            "—" if row.passed is None else "[green]pass[/]" if row.passed else "[bold red]FAIL[/]",
-        )
-    console = Console()
-    console.width = max(console.width, 100)  # rich assumes 80 columns when not on a terminal (CI logs)
-    console.print(table)
-    misses = [row for row in rows if row.passed is False]
-    for row in misses:
-        ratio = f", {row.ratio:.2f}× pandas" if row.ratio is not None else ""
-        console.print(f"[bold red]MISSED[/] {row.metric}: {row.show(row.ours)}{ratio}; goal {row.goal}")
-    if not misses:
-        console.print("[green]all goals met[/]")
-
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    results = {
-        "rows": YEAR_BARS,
-        "repeats": REPEATS,
-        "load_repeats": LOAD_REPEATS,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-        "versions": {"polars": polars.__version__, "pandas": pandas.__version__, "pyarrow": pyarrow.__version__},
-        "results": [{**asdict(row), "ratio": row.ratio} for row in rows],
-    }
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    console.print(f"results written to {RESULTS}")
+    title = f"tradelab data benchmark: {YEAR_BARS:,} 1-minute bars, medians"
+    versions = {"polars": polars.__version__, "pandas": pandas.__version__, "pyarrow": pyarrow.__version__}
+    extra = {"rows": YEAR_BARS, "repeats": REPEATS, "load_repeats": LOAD_REPEATS, "versions": versions}
+    report(title, "pandas", rows, RESULTS, extra)
 
 
 def main() -> None:
@@ -269,7 +199,7 @@ def main() -> None:
         INGESTS[sys.argv[2]](Path(sys.argv[3]), Path(sys.argv[4]))
         print(own_peak_rss_mb())
         return
-    report(run())
+    report_rows(run())
 
 
 if __name__ == "__main__":
