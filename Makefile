@@ -31,6 +31,7 @@ lint: setup
 
 bench: setup
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_tools.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ import typer
 
 from tradelab import __version__
 from tradelab.data.cli import app as data_app
+from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
     name="tradelab",
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(tools_app, name="tools")
 
 
 @app.command()
