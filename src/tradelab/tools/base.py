@@ -152,9 +152,9 @@ class Tool(ABC):
             values = np.asarray(values, dtype=np.float64)
             if values.shape != (bars.n,):
                 raise ToolError(f"tool {self.name} output {name} has shape {values.shape}, expected ({bars.n},)")
-            bad = np.flatnonzero(~np.isfinite(values[warmup:]))
-            if bad.size:
-                bar = int(bad[0]) + warmup
+            finite = np.isfinite(values[warmup:])
+            if not finite.all():
+                bar = int(np.argmin(finite)) + warmup
                 when = _when(bars, bar)
                 raise ToolError(
                     f"tool {self.name} output {name} is {values[bar]} at bar {bar}{when}, after its warm-up of "

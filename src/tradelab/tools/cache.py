@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import warnings
-from collections.abc import Callable, Mapping
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,12 @@ CACHE_FORMAT = 1
 #: ``columns``: one feature spec's outputs, shape ``(outputs, bars)`` (each output contiguous);
 #: ``matrix``: a whole spec list's assembled matrix, shape ``(bars, columns)``.
 Kind = Literal["columns", "matrix"]
+
+logger = logging.getLogger(__name__)
+# One writer thread: cache files are written behind the computation. Its queue is drained at exit.
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelab-feature-cache")
+_PENDING: dict[Path, Future[None]] = {}  # the latest queued write of each file
+_LOCK = threading.Lock()
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -61,8 +68,13 @@ class FeatureCache:
         :param shape: the expected 2-D shape.
         :return: float32 array of shape ``shape`` backed by the file (pages are read on first touch).
         """
+        path = self.path(kind, key)
+        with _LOCK:
+            queued = _PENDING.get(path)
+        if queued is not None:  # an entry this process queued is read back, not recomputed
+            queued.result()
         try:
-            array = np.load(self.path(kind, key), mmap_mode="r")
+            array = np.load(path, mmap_mode="r")
         except (OSError, ValueError, EOFError):  # absent, truncated or garbled
             return None
         if array.dtype != np.float32 or array.shape != shape or not array.flags.c_contiguous:
@@ -71,45 +83,38 @@ class FeatureCache:
         return np.asarray(array)
 
     def save(self, kind: Kind, key: str, array: np.ndarray) -> None:
-        """Write ``array`` (float32, 2-D) atomically; a write that fails warns and leaves the cache as it was."""
+        """Queue ``array`` (float32, 2-D, not modified afterwards) to be written atomically in the background.
+
+        The caller does not wait for the disk (write-behind); :func:`flush` does, and so does a
+        :meth:`load` of a file still queued, so a process always reads back what it queued. A write
+        that fails is logged and leaves the cache as it was.
+        """
+        path = self.path(kind, key)
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as handle:
                 np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
 
-        try:
-            atomic_write(self.path(kind, key), write)
-        except OSError as exc:
-            _not_written(exc)
+        def run() -> None:
+            try:
+                atomic_write(path, write)
+            except OSError as exc:
+                logger.warning("feature cache entry %s not written (%s); it will be recomputed", path, exc)
 
-    def create(self, kind: Kind, key: str, shape: tuple[int, int], fill: Callable[[np.ndarray], None]) -> np.ndarray:
-        """Write a new entry by filling a memory map of its file: the values are written once, never copied.
-
-        :param shape: the entry's 2-D shape.
-        :param fill: sets every value of the float32 C-ordered ``shape`` array it is given.
-        :return: the filled array, read-only and backed by the entry's file; when the file cannot be
-            written, backed by memory instead (with a warning), so the caller gets its values either way.
-        """
-        filled: list[np.ndarray] = []
-
-        def write(tmp: Path) -> None:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            if hasattr(os, "posix_fallocate"):  # Linux: a full disk fails here, not as a SIGBUS while filling
-                with tmp.open("r+b") as handle:
-                    os.posix_fallocate(handle.fileno(), 0, tmp.stat().st_size)
-            fill(array)
-            filled.append(np.asarray(array))
-
-        try:
-            atomic_write(self.path(kind, key), write)
-        except OSError as exc:
-            _not_written(exc)
-            if not filled:
-                filled.append(np.empty(shape, dtype=np.float32))
-                fill(filled[0])
-        filled[0].flags.writeable = False
-        return filled[0]
+        with _LOCK:
+            future = _WRITER.submit(run)
+            _PENDING[path] = future
+        future.add_done_callback(lambda done: _forget(path, done))
 
 
-def _not_written(exc: OSError) -> None:
-    warnings.warn(f"feature cache entry not written ({exc}); it will be recomputed", stacklevel=3)
+def flush() -> None:
+    """Wait until every cache write this process queued is on disk (or has failed and been logged)."""
+    with _LOCK:
+        pending = list(_PENDING.values())
+    wait(pending)
+
+
+def _forget(path: Path, future: Future[None]) -> None:
+    with _LOCK:
+        if _PENDING.get(path) is future:
+            del _PENDING[path]

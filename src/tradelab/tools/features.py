@@ -70,7 +70,7 @@ class FeatureMatrix:
     :param ts: int64 array of shape ``(bars,)``: bar open times in epoch milliseconds (UTC).
 
     .. note::
-        With a dataset version, ``values`` is a memory map of the cache file (pages load on first touch).
+        On a cache hit, ``values`` is a memory map of the cache file (pages load on first touch).
         The cache only ever replaces files (rename), which leaves existing maps intact; truncating a cache
         file in place would make reading ``values`` crash the process (SIGBUS). Copy it to keep it apart.
     """
@@ -140,6 +140,7 @@ class FeaturePipeline:
             )
         #: Rows not defined for every column: the largest tool warm-up plus normalisation warm-up.
         self.warmup = max((b.warmup for b in self._bound), default=0)
+        self._bounds = np.cumsum([0, *(len(b.columns) for b in self._bound)])  # each spec's column range
         self.cache = FeatureCache(cache_dir)
 
     def compute(self, bars: Bars | pl.DataFrame, dataset_hash: str | None = None) -> FeatureMatrix:
@@ -160,13 +161,15 @@ class FeaturePipeline:
         matrix_key = cache_key({"columns": keys}) if keys is not None else None
         values = self.cache.load("matrix", matrix_key, shape) if matrix_key is not None else None
         if values is None:
-            by_column = self._by_column(bars, keys)
-            if matrix_key is None:
-                values = np.empty(shape, dtype=np.float32)
-                self._lay_out(by_column, values)
-                values.flags.writeable = False
-            else:
-                values = self.cache.create("matrix", matrix_key, shape, lambda out: self._lay_out(by_column, out))
+            by_column, computed = self._by_column(bars, keys)
+            values = np.empty(shape, dtype=np.float32)
+            self._lay_out(by_column, values)
+            values.flags.writeable = False
+            if keys is not None and matrix_key is not None:
+                # Queued only now, so the writes never compete with the computation for the cores.
+                for i in computed:
+                    self.cache.save("columns", keys[i], by_column[self._bounds[i] : self._bounds[i + 1]])
+                self.cache.save("matrix", matrix_key, values)
         return FeatureMatrix(values=values, columns=list(self.columns), warmup=self.warmup, ts=bars[TS])
 
     def compute_dataset(
@@ -194,41 +197,42 @@ class FeaturePipeline:
         bounds = [to_ms(t) if t is not None else None for t in (start, end)]
         return self.compute(bars, f"{version}[{bounds[0]},{bounds[1]})" if same else None)
 
-    def _by_column(self, bars: Bars, keys: list[str] | None) -> np.ndarray:
-        """Every spec's columns, computed or read from the cache, as a float32 ``(columns, bars)`` array.
+    def _by_column(self, bars: Bars, keys: list[str] | None) -> tuple[np.ndarray, list[int]]:
+        """Every spec's columns, computed or read from the cache, as a float32 ``(columns, bars)`` array,
+        and the indices of the specs that were computed (not read from the cache).
 
         Column-major, so each output is written (and cached) contiguously; :meth:`_lay_out` then makes the
         row-major matrix in one transposing copy (far cheaper than a strided pass over it per column).
         """
         by_column = np.empty((len(self.columns), bars.n), dtype=np.float32)
-        bounds = np.cumsum([0, *(len(b.columns) for b in self._bound)])
         jobs = [
-            (bound, keys[i] if keys is not None else None, by_column[bounds[i] : bounds[i + 1]])
+            (bound, keys[i] if keys is not None else None, by_column[self._bounds[i] : self._bounds[i + 1]])
             for i, bound in enumerate(self._bound)
         ]
         # TA-Lib and numpy release the GIL, so specs computed on threads overlap.
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-            for _ in pool.map(lambda job: self._fill(bars, *job), jobs):  # re-raises a failed spec's error
-                pass
-        return by_column
+            computed = list(pool.map(lambda job: self._fill(bars, *job), jobs))  # re-raises a spec's error
+        return by_column, [i for i, done in enumerate(computed) if done]
 
     def _lay_out(self, by_column: np.ndarray, out: np.ndarray) -> None:
         """Write ``by_column`` transposed into ``out`` (float32, ``(bars, columns)``), NaN during the warm-up."""
         out[...] = by_column.T
         out[: self.warmup] = np.nan
 
-    def _fill(self, bars: Bars, bound: _Bound, key: str | None, out: np.ndarray) -> None:
-        """Write one spec's columns into ``out`` (float32, ``(outputs, bars)``), NaN during the spec's warm-up."""
+    def _fill(self, bars: Bars, bound: _Bound, key: str | None, out: np.ndarray) -> bool:
+        """Write one spec's columns into ``out`` (float32, ``(outputs, bars)``), NaN during the spec's warm-up.
+
+        :return: True when computed, False when read from the cache.
+        """
         cached = self.cache.load("columns", key, out.shape) if key is not None else None
         if cached is not None:
             out[...] = cached
-            return
+            return False
         outputs = bound.tool.run(bars, bound.params)
         for row, output in zip(out, outputs.values(), strict=True):
             row[...] = _normalise(output, bound.spec, bound.tool_warmup, bars)
         out[:, : bound.warmup] = np.nan
-        if key is not None:
-            self.cache.save("columns", key, out)
+        return True
 
 
 def _bind(spec: FeatureSpec, registry: Registry) -> _Bound:
