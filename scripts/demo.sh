@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo on the embedded defaults: synthesise candles, ingest, validate, derive 1h bars and splits.
+# The demo on the embedded defaults: synthesise candles, ingest, validate, derive 1h bars and splits,
+# then compute a feature matrix from indicator tools.
 # Runs in its own TRADELAB_HOME (./.tradelab-demo) so it never touches a user's ~/.tradelab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,11 @@ tl data resample SYNTH-BTC --to 1h
 step "5. Chronological train/val/test split with an embargo, verified leak-free"
 tl data split SYNTH-BTC --train 0.7 --val 0.15 --test 0.15 --warmup 60
 
-step "6. The store"
+step "6. Features: TA-Lib, built-in and manifest tools into one cached float32 matrix"
+tl tools compute SYNTH-BTC --tool RSI:timeperiod=14,as=rsi14 --tool MACD --tool ATR --tool realized_vol \
+    --tool vwap_day --tool donchian_atr_breakout --start 2024-03-01 --end 2024-03-31
+
+step "7. The store"
 tl data list
 tl data info SYNTH-BTC
 

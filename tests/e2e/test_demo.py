@@ -26,7 +26,14 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     first = _run_demo(home)
     assert first.returncode == 0, first.stderr + first.stdout
-    for expected in ("SYNTH-BTC/1m: +", "OK (warnings only)", "SYNTH-BTC/1h:", "verified: no overlap, no leakage"):
+    expected_lines = (
+        "SYNTH-BTC/1m: +",
+        "OK (warnings only)",
+        "SYNTH-BTC/1h:",
+        "verified: no overlap, no leakage",
+        "donchian_atr_breakout_signal",
+    )
+    for expected in expected_lines:
         assert expected in first.stdout
     store = Store(home / "data")
     assert store.require("SYNTH-BTC", "1m").rows > 120_000
