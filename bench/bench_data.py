@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_report import RESULTS_DIR, Row, report, timed
+from bench_report import RESULTS_DIR, Row, progress_steps, report, timed
 
 RESULTS = RESULTS_DIR / "bench_data.json"
 SYMBOL, TIMEFRAME = "BENCH", "1m"
@@ -68,19 +68,21 @@ INGESTS: dict[str, Callable[[Path, Path], int]] = {"ours": ingest_ours, "pandas"
 def time_ingest(
     ingest: Callable[[Path, Path], int], csv: Path, repeats: int, advance: Callable[[], None]
 ) -> list[float]:
-    """Seconds per run of ``ingest``, each into a fresh temporary folder.
+    """Seconds per run of ``ingest``, each into a fresh temporary folder, after one untimed warm-up run.
 
     :raises RuntimeError: when a run does not store the whole year (the timing would be meaningless).
     """
     seconds = []
-    for _ in range(repeats):
+    for run in range(repeats + 1):  # the first run warms caches up and is not timed
         with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
             started = time.perf_counter()
             rows = ingest(csv, Path(tmp))
-            seconds.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
         if rows != YEAR_BARS:
             raise RuntimeError(f"{ingest.__name__} stored {rows} rows, expected {YEAR_BARS}")
-        advance()
+        if run:
+            seconds.append(elapsed)
+            advance()
     return seconds
 
 
@@ -112,20 +114,12 @@ def own_peak_rss_mb() -> float:
 
 def run() -> list[Row]:
     """Run every measurement with a progress display; return the report rows."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tradelab.data.ingest.binance import write_binance
     from tradelab.data.ingest.synth import generate_bars
     from tradelab.data.store import Store
     from tradelab.data.validate import validate_dataset
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp, Progress(*columns) as progress:
-
-        def step(description: str, total: int) -> Callable[[], None]:
-            task = progress.add_task(description, total=total)
-            return lambda: progress.advance(task)
-
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp, progress_steps() as step:
         advance = step("generate a year of 1m bars, write a Binance CSV", 1)
         # With a header row, as Binance's futures files have: both sides read the column names from it.
         bars = generate_bars(365, seed=0, start=YEAR_START, gaps=False)

@@ -9,7 +9,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,8 +43,36 @@ class Row:
         return self.peer / self.ours if self.peer is not None else None
 
 
-def timed(call: Callable[[], T], repeats: int, advance: Callable[[], None]) -> tuple[list[float], T]:
-    """Seconds per call of ``call`` (``repeats`` >= 1), and its last result."""
+@contextmanager
+def progress_steps() -> Iterator[Callable[[str, int], Callable[[], None]]]:
+    """Progress bars for the steps of a benchmark: ``step(description, total)`` returns an ``advance``.
+
+    The display is redrawn only when a step advances, so no refresh thread competes with the timings.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, auto_refresh=False) as progress:
+
+        def step(description: str, total: int) -> Callable[[], None]:
+            task = progress.add_task(description, total=total)
+            progress.refresh()
+
+            def advance() -> None:
+                progress.advance(task)
+                progress.refresh()
+
+            return advance
+
+        yield step
+
+
+def timed(
+    call: Callable[[], T], repeats: int, advance: Callable[[], None], *, warmup: int = 1
+) -> tuple[list[float], T]:
+    """Seconds per call of ``call`` (``repeats`` >= 1) after ``warmup`` untimed calls, and its last result."""
+    for _ in range(warmup):
+        call()
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
 from tradelab.tools.base import Bars, Tool
-from tradelab.tools.cache import flush
 from tradelab.tools.errors import ToolError
 from tradelab.tools.features import FeaturePipeline, FeatureSpec
 from tradelab.tools.registry import Registry
@@ -178,7 +177,6 @@ def test_normalisations_are_causal(registry: Registry, frame: pl.DataFrame) -> N
 def test_second_compute_is_a_cache_hit(registry: Registry, frame: pl.DataFrame, tmp_path: Path, calls) -> None:
     first = _pipeline(registry, tmp_path).compute(frame, dataset_hash="v1")
     assert calls == {"RSI": 1, "MACD": 1, "SMA": 1}
-    flush()
     assert len(list((tmp_path / "cache" / "columns").glob("*.npy"))) == 3
     assert len(list((tmp_path / "cache" / "matrix").glob("*.npy"))) == 1
     second = _pipeline(registry, tmp_path).compute(frame, dataset_hash="v1")
@@ -222,12 +220,10 @@ def test_changed_params_or_norm_miss(registry: Registry, frame: pl.DataFrame, tm
 def test_corrupt_cache_files_are_recomputed(registry: Registry, frame: pl.DataFrame, tmp_path: Path, calls) -> None:
     # A copy: the returned values map the cache file, which this test truncates in place.
     expected = np.array(_pipeline(registry, tmp_path).compute(frame, dataset_hash="v1").values)
-    flush()  # cache files are written behind the computation
     [matrix] = (tmp_path / "cache" / "matrix").glob("*.npy")
     matrix.write_bytes(matrix.read_bytes()[:1000])  # truncated: rebuilt from the column entries
     assert _same(_pipeline(registry, tmp_path).compute(frame, dataset_hash="v1").values, expected)
     assert calls == {"RSI": 1, "MACD": 1, "SMA": 1}
-    flush()
     assert matrix.stat().st_size > 1000
     for path in (tmp_path / "cache").rglob("*.npy"):
         path.write_bytes(b"not a numpy file")
@@ -249,7 +245,6 @@ def test_an_unwritable_cache_warns_and_still_computes(
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     with caplog.at_level(logging.WARNING, logger="tradelab.tools.cache"):
         features = _pipeline(registry, tmp_path).compute(frame, dataset_hash="v1")
-        flush()
     assert "feature cache entry" in caplog.text and "not written" in caplog.text
     assert _same(features.values, FeaturePipeline(SPECS, registry).compute(frame).values)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,10 +27,6 @@ CACHE_FORMAT = 1
 Kind = Literal["columns", "matrix"]
 
 logger = logging.getLogger(__name__)
-# One writer thread: cache files are written behind the computation. Its queue is drained at exit.
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelab-feature-cache")
-_PENDING: dict[Path, Future[None]] = {}  # the latest queued write of each file
-_LOCK = threading.Lock()
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -68,13 +62,8 @@ class FeatureCache:
         :param shape: the expected 2-D shape.
         :return: float32 array of shape ``shape`` backed by the file (pages are read on first touch).
         """
-        path = self.path(kind, key)
-        with _LOCK:
-            queued = _PENDING.get(path)
-        if queued is not None:  # an entry this process queued is read back, not recomputed
-            queued.result()
         try:
-            array = np.load(path, mmap_mode="r")
+            array = np.load(self.path(kind, key), mmap_mode="r")
         except (OSError, ValueError, EOFError):  # absent, truncated or garbled
             return None
         if array.dtype != np.float32 or array.shape != shape or not array.flags.c_contiguous:
@@ -83,38 +72,14 @@ class FeatureCache:
         return np.asarray(array)
 
     def save(self, kind: Kind, key: str, array: np.ndarray) -> None:
-        """Queue ``array`` (float32, 2-D, not modified afterwards) to be written atomically in the background.
-
-        The caller does not wait for the disk (write-behind); :func:`flush` does, and so does a
-        :meth:`load` of a file still queued, so a process always reads back what it queued. A write
-        that fails is logged and leaves the cache as it was.
-        """
+        """Write ``array`` (float32, 2-D) atomically; a write that fails is logged and leaves the cache as it was."""
         path = self.path(kind, key)
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as handle:
                 np.save(handle, np.ascontiguousarray(array, dtype=np.float32))
 
-        def run() -> None:
-            try:
-                atomic_write(path, write)
-            except OSError as exc:
-                logger.warning("feature cache entry %s not written (%s); it will be recomputed", path, exc)
-
-        with _LOCK:
-            future = _WRITER.submit(run)
-            _PENDING[path] = future
-        future.add_done_callback(lambda done: _forget(path, done))
-
-
-def flush() -> None:
-    """Wait until every cache write this process queued is on disk (or has failed and been logged)."""
-    with _LOCK:
-        pending = list(_PENDING.values())
-    wait(pending)
-
-
-def _forget(path: Path, future: Future[None]) -> None:
-    with _LOCK:
-        if _PENDING.get(path) is future:
-            del _PENDING[path]
+        try:
+            atomic_write(path, write)
+        except OSError as exc:
+            logger.warning("feature cache entry %s not written (%s); it will be recomputed", path, exc)

@@ -166,7 +166,7 @@ class FeaturePipeline:
             self._lay_out(by_column, values)
             values.flags.writeable = False
             if keys is not None and matrix_key is not None:
-                # Queued only now, so the writes never compete with the computation for the cores.
+                # Written once everything is computed, so a failing tool leaves no partial entry set.
                 for i in computed:
                     self.cache.save("columns", keys[i], by_column[self._bounds[i] : self._bounds[i + 1]])
                 self.cache.save("matrix", matrix_key, values)
