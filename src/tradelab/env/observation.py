@@ -1,7 +1,7 @@
 """Observations: a window of the last W feature rows plus the account state, gathered for N envs at once.
 
 The feature matrix is computed once (see :mod:`tradelab.tools.features`); building an observation is
-one ``np.take`` of W×F float32 values per env into a preallocated buffer, so ``step()`` allocates nothing.
+one gather of W×F float32 values per env into a preallocated buffer.
 The window that ends at bar ``t`` holds rows ``t - W + 1 … t``: nothing after the bar the agent decides on.
 """
 
@@ -62,8 +62,8 @@ class ObservationBuilder:
         :param bars_in_position: bars since the position was opened, shape (N,).
         """
         np.subtract(bar, self.window - 1, out=self._index, casting="unsafe")
-        # mode="clip" writes straight into the output view ("raise" would buffer); indices are valid by construction.
-        np.take(self._windows, self._index, axis=0, out=self._market, mode="clip")
+        # Fancy indexing gathers only the N windows (np.take on this strided view would copy all of it first).
+        self._market[...] = self._windows[self._index]
         account = self.out[:, self.market_size :]
         account[:, 0] = position
         account[:, 1] = unrealized_pnl

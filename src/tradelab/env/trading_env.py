@@ -1,0 +1,105 @@
+"""The single trading env: :class:`TradingEnv`, a :class:`gymnasium.Env` over one :class:`TradingCore`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from tradelab.data.store import Store
+from tradelab.env.config import EnvConfig
+from tradelab.env.core import (
+    TradingCore,
+    env_info,
+    observation_row,
+    observation_space,
+    render_line,
+    split_observation,
+)
+from tradelab.env.market import MarketData
+
+_ALL = np.ones(1, dtype=bool)
+
+
+class TradingEnv(gym.Env[Any, Any]):
+    """Trade one instrument bar by bar: observe a window of features and the account, choose a target position.
+
+    Registered as ``tradelab/Trading-v0``: ``gymnasium.make("tradelab/Trading-v0", config=...)``.
+
+    :param config: the env config (or a mapping validated into one).
+    :param render_mode: None or ``"ansi"`` (:meth:`render` returns a text line).
+    :param market: prepared market data (e.g. :meth:`MarketData.from_frame`); loaded from the store when omitted.
+    :param store: the store to load from when ``market`` is omitted; the default store when None.
+
+    ``info`` at every reset and step holds ``equity``, ``position``, ``units``, ``fees``, ``fills``,
+    ``drawdown``, ``bar``, ``ts`` and ``reward_parts`` (see :meth:`TradingCore.infos`); the step that
+    ends an episode adds ``episode_summary`` and ``trades`` (see :meth:`TradingCore.episode_end`).
+
+    .. note::
+        An observation at bar ``t`` holds features of bars ``t - window + 1 … t`` and the account marked
+        at the last close; the action fills on bar ``t + 1`` (its open, by default).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        config: EnvConfig | Mapping[str, Any],
+        render_mode: str | None = None,
+        *,
+        market: MarketData | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.config = EnvConfig.model_validate(config)
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        market = market if market is not None else MarketData.from_store(self.config, store)
+        self.core = TradingCore(market, self.config, 1)
+        self.action_space = self.config.actions.space()
+        self.observation_space = observation_space(self.core.builder, self.config.observation)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Start an episode; with ``seed``, its random start (and every later one) is reproducible.
+
+        :param seed: seed of the env's generator; None keeps the current one (seeded from entropy at first).
+        :param options: unused.
+        :return: the first observation and the info.
+        """
+        super().reset(seed=seed)
+        self.core.rngs[0] = self.np_random
+        buffer = self.core.reset(_ALL)
+        return self._observation(buffer), env_info(self.core.infos(), 0)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Act at the current bar; the order executes on the next bar, which becomes the decision bar.
+
+        :param action: an element of :attr:`action_space`.
+        :return: observation, reward, terminated (bankrupt or past ``risk.max_drawdown``), truncated (out of
+            bars for this episode) and info.
+        """
+        buffer, reward, terminated, truncated = self.core.step(action)
+        info = env_info(self.core.infos(), 0)
+        if terminated[0] or truncated[0]:
+            info["episode_summary"], info["trades"] = self.core.episode_end(0)
+        return self._observation(buffer), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self) -> str | None:
+        """A text line on the current bar and account (``render_mode="ansi"``); None without a render mode."""
+        return render_line(self.core, 0) if self.render_mode == "ansi" else None
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions for sb3-contrib's MaskablePPO (see the action config's ``action_masks``).
+
+        :return: bool array, ``(n,)`` for Discrete(n), ``(sum(nvec),)`` for MultiDiscrete.
+        :raises TypeError: for the box scheme, which has nothing to mask.
+        """
+        actions = self.config.actions
+        if actions.kind == "box":
+            raise TypeError("the box action scheme has no action masks")
+        return actions.action_masks(1, self.config.execution.allow_short)[0]
+
+    def _observation(self, buffer: np.ndarray) -> Any:
+        return observation_row(split_observation(buffer, self.core.builder, self.config.observation), 0)

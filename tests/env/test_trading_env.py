@@ -1,0 +1,163 @@
+"""TradingEnv: gymnasium conformance, determinism, no look-ahead, buy-and-hold, episodes, trade log."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from tests.env.envs import config, frame, market
+from tradelab.env.config import EnvConfig
+from tradelab.env.market import MarketData
+from tradelab.env.trading_env import TradingEnv
+
+SCHEMES = {
+    "discrete": {"kind": "discrete", "levels": [0, 1]},
+    "multi_discrete": {"kind": "multi_discrete", "levels": [-1, 0, 1]},
+    "box": {"kind": "box", "low": -1, "high": 1},
+}
+
+
+def make(cfg: EnvConfig | None = None, **kwargs) -> TradingEnv:
+    return TradingEnv(cfg or config(), market=market(), **kwargs)
+
+
+def run(env: TradingEnv, actions: list, seed: int = 0) -> list:
+    """Observations, rewards, flags and infos of ``actions`` from a reset with ``seed``."""
+    out = [env.reset(seed=seed)]
+    out += [env.step(a) for a in actions]
+    return out
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("observation", ["box", "dict"])
+def test_check_env_passes(scheme: str, observation: str) -> None:
+    cfg = config(actions=SCHEMES[scheme], execution={"allow_short": True}, observation=observation)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(infinity|render fps|spec).*")  # unbounded features, ansi
+        check_env(make(cfg), skip_render_check=False)
+
+
+@pytest.mark.filterwarnings("ignore:.*render fps")
+def test_gymnasium_make() -> None:
+    env = gym.make("tradelab/Trading-v0", config=config(), market=market(), render_mode="ansi")
+    observation, info = env.reset(seed=3)
+    assert env.observation_space.contains(observation) and info["equity"] == 10_000.0
+    env.step(1)
+    assert "position=+1.000" in env.render()
+
+
+def test_same_seed_same_episode_and_other_seeds_differ() -> None:
+    actions = list(np.random.default_rng(0).integers(0, 2, 60))
+    first, second = run(make(), actions, seed=5), run(make(), actions, seed=5)
+    for a, b in zip(first, second, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_equal(x, y)
+    starts = {run(make(), [], seed=s)[0][1]["bar"] for s in range(5)}
+    assert len(starts) > 1
+
+
+def _perturbed_after(t: int) -> MarketData:
+    """:func:`market` with every bar after ``t`` moved (prices × 1.05, volume × 3)."""
+    later = np.arange(frame().height) > t
+    scaled = frame().with_columns(
+        *[(frame()[c] * np.where(later, 1.05, 1.0)).alias(c) for c in ("open", "high", "low", "close")],
+        (frame()["volume"] * np.where(later, 3.0, 1.0)).alias("volume"),
+    )
+    return MarketData.from_frame(scaled, config())
+
+
+def test_no_look_ahead_in_observations_and_fills_on_the_next_open() -> None:
+    cfg = config(episode={"mode": "full"})
+    env = TradingEnv(cfg, market=market())
+    env.reset()
+    for _ in range(50):
+        observation, *_ = env.step(0)
+    t = env.core.bar[0]
+    moved = TradingEnv(cfg, market=_perturbed_after(int(t)))
+    moved.reset()
+    for _ in range(50):
+        moved_observation, *_ = moved.step(0)
+    np.testing.assert_array_equal(observation, moved_observation)
+    # The buy decided at t fills at bar t + 1's open (plus slippage): the perturbed open shows in the fill.
+    slip = 1 + cfg.execution.slippage_bps * 1e-4
+    for e, m in ((env, market()), (moved, moved.core.market)):
+        e.step(1)
+        e.step(0)  # closes the trade, into the log's closed list
+        fill = e.core.logs[0].closed[-1].entry_price
+        assert fill == pytest.approx(m.open[t + 1] * slip, rel=1e-12)
+    assert moved.core.logs[0].closed[-1].entry_price == pytest.approx(
+        1.05 * env.core.logs[0].closed[-1].entry_price, rel=1e-12
+    )
+
+
+def test_buy_and_hold_matches_the_formula() -> None:
+    cfg = config(episode={"mode": "full"})
+    env = make(cfg)
+    _, info = env.reset()
+    first = info["bar"]
+    total, done = 0.0, False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(1)
+        total += reward
+        done = terminated or truncated
+    assert truncated and not terminated
+    m, ex = market(), cfg.execution
+    fill = m.open[first + 1] * (1 + ex.slippage_bps * 1e-4)
+    expected = m.close[-1] / (fill * (1 + ex.taker_fee_bps * 1e-4))  # equity / initial cash
+    summary = info["episode_summary"]
+    assert summary["final_equity"] / cfg.initial_cash == pytest.approx(expected, rel=1e-12)
+    assert total == pytest.approx(math.log(expected), rel=1e-9)
+    assert summary["steps"] == len(m.close) - 1 - first and summary["trades"] == 1
+    (trade,) = info["trades"]
+    assert trade["reason"] == "open" and trade["exit_time"] is None and trade["entry_price"] == pytest.approx(fill)
+
+
+def test_trade_log_accounts_for_the_equity() -> None:
+    actions = {**SCHEMES["multi_discrete"], "unit": "percent", "stop_levels": [0.05, 0.1], "take_levels": [0.05, 0.1]}
+    cfg = config(actions=actions, execution={"allow_short": True}, episode={"length": 300})
+    env = make(cfg)
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    done, step = False, 0
+    while not done:
+        if step % 10 == 0:  # hold each choice a while, so stops and targets get hit
+            action = env.action_space.sample()
+        *_, terminated, truncated, info = env.step(action)
+        done, step = terminated or truncated, step + 1
+    summary, trades = info["episode_summary"], info["trades"]
+    assert {t["reason"] for t in trades} >= {"signal", "stop", "target"}
+    assert set(trades[0]) == {
+        "side", "entry_time", "entry_price", "exit_time", "exit_price", "size", "fees", "pnl", "net_pnl", "reason"
+    }  # fmt: skip
+    assert sum(t["net_pnl"] for t in trades) == pytest.approx(summary["final_equity"] - cfg.initial_cash, abs=1e-6)
+    assert sum(t["fees"] for t in trades) == pytest.approx(summary["fees"], rel=1e-12)
+    assert summary["fills"] == info["fills"] and summary["steps"] == 300
+
+
+def test_truncated_after_length_steps() -> None:
+    env = make(config(episode={"length": 20}))
+    env.reset(seed=0)
+    flags = [env.step(0)[2:4] for _ in range(20)]
+    assert flags[:-1] == [(False, False)] * 19 and flags[-1] == (False, True)
+
+
+def test_max_drawdown_terminates() -> None:
+    env = make(config(risk={"max_drawdown": 0.002}, episode={"mode": "full"}))
+    env.reset()
+    for _ in range(frame().height):
+        *_, terminated, truncated, info = env.step(1)
+        if terminated or truncated:
+            break
+    assert terminated and not truncated
+    assert info["drawdown"] > 0.002 and info["episode_summary"]["terminated"]
+
+
+def test_action_masks() -> None:
+    np.testing.assert_array_equal(make().action_masks(), [True, True])
+    with pytest.raises(TypeError):
+        make(config(actions=SCHEMES["box"], execution={"allow_short": True})).action_masks()
