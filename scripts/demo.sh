@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo on the embedded defaults: synthesise candles, ingest, validate, derive 1h bars and splits,
-# then compute a feature matrix from indicator tools.
+# then compute a feature matrix from indicator tools and play one episode of a rule through the env.
 # Runs in its own TRADELAB_HOME (./.tradelab-demo) so it never touches a user's ~/.tradelab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,11 @@ step "6. Features: TA-Lib, built-in and manifest tools into one cached float32 m
 tl tools compute SYNTH-BTC --tool RSI:timeperiod=14,as=rsi14 --tool MACD --tool ATR --tool realized_vol \
     --tool vwap_day --tool donchian_atr_breakout --start 2024-03-01 --end 2024-03-31
 
-step "7. The store"
+step "7. The trading env: Gymnasium's checker, then one week-long episode of an SMA trend rule"
+# (the checker's notes about the unbounded observation Box are silenced here)
+PYTHONWARNINGS=ignore::UserWarning tl env check examples/env/synth-btc.json --policy sma
+
+step "8. The store"
 tl data list
 tl data info SYNTH-BTC
 

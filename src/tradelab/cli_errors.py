@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from tradelab.data.errors import DataError
+from tradelab.env.market import EnvDataError
 from tradelab.tools.errors import ToolError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,13 +18,13 @@ errors = Console(stderr=True)
 
 
 def reports_errors(command: F) -> F:
-    """Turn a :class:`DataError` or :class:`ToolError` into ``error: <message>`` and exit status 2 (no traceback)."""
+    """Turn a data, tool or env error into ``error: <message>`` and exit status 2 (no traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (DataError, ToolError) as exc:
+        except (DataError, ToolError, EnvDataError) as exc:
             errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

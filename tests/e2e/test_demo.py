@@ -32,6 +32,8 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
         "SYNTH-BTC/1h:",
         "verified: no overlap, no leakage",
         "donchian_atr_breakout_signal",
+        "gymnasium check_env passed",
+        "final_equity",
     )
     for expected in expected_lines:
         assert expected in first.stdout
