@@ -32,6 +32,7 @@ lint: setup
 bench: setup
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_tools.py
+	$(PY) bench/bench_env.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-DECIMALS = {"s": 3, "ms": 1, "MB": 0}
+DECIMALS = {"s": 3, "ms": 1, "MB": 0, "k/s": 1}
+#: Units where more is better (throughput); for the others (time, memory) less is better.
+HIGHER_IS_BETTER = {"k/s"}
 T = TypeVar("T")
 
 
@@ -39,8 +41,10 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        """peer / ours: how many times better we are (higher is better for both time and memory)."""
-        return self.peer / self.ours if self.peer is not None else None
+        """How many times better we are than the peer: ours / peer for throughput, peer / ours otherwise."""
+        if self.peer is None:
+            return None
+        return self.ours / self.peer if self.unit in HIGHER_IS_BETTER else self.peer / self.ours
 
 
 @contextmanager
@@ -92,7 +96,7 @@ def report(title: str, peer: str, rows: list[Row], results: Path, extra: dict[st
     from rich.table import Table
 
     table = Table(title=title)
-    for name in ("metric", "ours", peer, f"{peer}/ours", "goal", "pass"):
+    for name in ("metric", "ours", peer, "× better", "goal", "pass"):
         table.add_column(name, justify="left" if name in ("metric", "goal") else "right")
     for row in rows:
         table.add_row(
@@ -108,7 +112,7 @@ def report(title: str, peer: str, rows: list[Row], results: Path, extra: dict[st
     console.print(table)
     misses = [row for row in rows if row.passed is False]
     for row in misses:
-        ratio = f", {row.ratio:.2f}× {peer}" if row.ratio is not None else ""
+        ratio = f", {row.ratio:.2f}× better than {peer}" if row.ratio is not None else ""
         console.print(f"[bold red]MISSED[/] {row.metric}: {row.show(row.ours)}{ratio}; goal {row.goal}")
     if not misses:
         console.print("[green]all goals met[/]")

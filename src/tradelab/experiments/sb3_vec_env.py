@@ -147,7 +147,7 @@ def _unbatch(infos: dict[str, Any], index: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in infos.items():
         mask = infos.get(f"_{key}")
-        if key.startswith("_") and key[1:] in infos or (mask is not None and not mask[index]):
+        if (key.startswith("_") and key[1:] in infos) or (mask is not None and not mask[index]):
             continue
         if isinstance(value, dict):
             out[key] = _unbatch(value, index)
