@@ -85,14 +85,13 @@ def test_no_look_ahead_in_observations_and_fills_on_the_next_open() -> None:
     np.testing.assert_array_equal(observation, moved_observation)
     # The buy decided at t fills at bar t + 1's open (plus slippage): the perturbed open shows in the fill.
     slip = 1 + cfg.execution.slippage_bps * 1e-4
+    entries = []
     for e, m in ((env, market()), (moved, moved.core.market)):
         e.step(1)
-        e.step(0)  # closes the trade, into the log's closed list
-        fill = e.core.logs[0].closed[-1].entry_price
-        assert fill == pytest.approx(m.open[t + 1] * slip, rel=1e-12)
-    assert moved.core.logs[0].closed[-1].entry_price == pytest.approx(
-        1.05 * env.core.logs[0].closed[-1].entry_price, rel=1e-12
-    )
+        e.step(0)  # closes the trade
+        entries.append(e.core.fills.trades(0, mark=float(m.close[t + 2]))[-1]["entry_price"])
+        assert entries[-1] == pytest.approx(m.open[t + 1] * slip, rel=1e-12)
+    assert entries[1] == pytest.approx(1.05 * entries[0], rel=1e-12)
 
 
 def test_buy_and_hold_matches_the_formula() -> None:

@@ -2,8 +2,8 @@
 
 :class:`TradingCore` steps N independent episodes over one :class:`~tradelab.env.market.MarketData`
 as numpy arrays of length N: decode the actions, gather each env's execution bar, execute, score,
-advance, observe. There is no Python loop over envs except where a fill happened (trade logs) and
-where an episode resets (its random start), so one batch step costs about what one env step costs.
+advance, observe. There is no Python loop over envs except where an episode resets (its random start)
+or ends (its trade log), so one batch step costs about what one env step costs.
 
 Timing. An env deciding at bar ``t`` sees features up to ``t``'s close; its order executes on bar
 ``t + 1`` (``fill="next_open"``) or on bar ``t`` (``fill="close"``), then it decides at ``t + 1``.
@@ -27,11 +27,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from tradelab.env.config import EnvConfig
-from tradelab.env.execution import N_SLOTS, Accounts, BarView, StepEvents, execute_step
+from tradelab.env.execution import Accounts, BarView, StepEvents, execute_step
 from tradelab.env.market import EnvDataError, MarketData
 from tradelab.env.observation import ACCOUNT_FEATURES, ObservationBuilder
 from tradelab.env.rewards import RewardFunction, RewardInputs
-from tradelab.env.trades import TradeLog
+from tradelab.env.trades import FillBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class TradingCore:
         self.steps = np.zeros(n_envs, dtype=np.int64)
         self.episode_reward = np.zeros(n_envs)
         self.max_drawdown = np.zeros(n_envs)
-        self.logs = [TradeLog() for _ in range(n_envs)]
+        self.fills = FillBuffer(n_envs)
         self.terminated = np.zeros(n_envs, dtype=bool)
         self.truncated = np.zeros(n_envs, dtype=bool)
         zeros = [np.zeros(n_envs) for _ in range(5)]
@@ -121,7 +121,7 @@ class TradingCore:
             else:
                 start, end = self.first_bar, self.last_bar
             self.start[i], self.end[i] = start, end
-            self.logs[i].clear()
+        self.fills.clear(mask)
         np.copyto(self.bar, self.start, where=mask)
         self.accounts.reset(mask, self.config.initial_cash)
         self.reward.reset(mask)
@@ -150,7 +150,7 @@ class TradingCore:
         execute_step(acc, self.config.execution, target, stop, take, view, self.events)
         np.copyto(self._mark, view.close)
         if self.events.reason.any():
-            self._log_fills()
+            self.fills.append(np.take(market.ts, self._exec_bar), self.events)
         reward, parts = self.reward(self._inputs)
         for name, part in parts.items():
             np.copyto(self.reward_parts[name], part)
@@ -209,19 +209,6 @@ class TradingCore:
         acc = self.accounts
         return 1.0 - acc.equity / acc.peak_equity
 
-    def _log_fills(self) -> None:
-        """Feed each fill of this step to its env's trade log, in the order they happened."""
-        ev = self.events
-        rows = np.flatnonzero(ev.reason.any(axis=1))
-        ts = np.take(self.market.ts, self._exec_bar[rows]).tolist()
-        columns = [a[rows].tolist() for a in (ev.units, ev.price, ev.fee, ev.pnl, ev.reason)]
-        for k, i in enumerate(rows.tolist()):
-            log = self.logs[i]
-            units, price, fee, pnl, reason = (c[k] for c in columns)
-            for slot in range(N_SLOTS):
-                if reason[slot]:
-                    log.fill(ts[k], units[slot], price[slot], fee[slot], pnl[slot], reason[slot])
-
     def episode_end(self, index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Summary and trade log of env ``index``'s episode (call at its last step, before resetting it).
 
@@ -229,7 +216,7 @@ class TradingCore:
             last, marked at the last close.
         """
         acc, market = self.accounts, self.market
-        trades = self.logs[index].as_dicts(float(self._mark[index]))
+        trades = self.fills.trades(index, float(self._mark[index]))
         equity = float(acc.equity[index])
         closed = [t for t in trades if t["exit_time"] is not None]
         summary = {

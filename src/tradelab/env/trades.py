@@ -1,10 +1,10 @@
-"""Trade logs: fills grouped into round trips (open → close), kept per env in plain Python.
+"""Trade logs: every fill recorded in arrays during the episode, grouped into round trips at its end.
 
-The execution layer reports fills per step (:class:`~tradelab.env.execution.StepEvents`); a
-:class:`TradeLog` turns the fills of one env into trades: a trade opens when the position leaves 0
-(or reverses), collects the fees and realised PnL of every resize, and closes when the position
-returns to 0 or reverses. Only envs that filled something in a step are visited, so the cost is
-paid per fill, not per step.
+The execution layer reports fills per step (:class:`~tradelab.env.execution.StepEvents`). A
+:class:`FillBuffer` appends them for all envs at once (no Python loop over envs, so stepping stays
+batched), and when an episode ends a :class:`TradeLog` replays that env's fills into trades: a trade
+opens when the position leaves 0 (or reverses), collects the fees and realised PnL of every resize,
+and closes when the position returns to 0 or reverses.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tradelab.env.execution import Reason
+import numpy as np
+
+from tradelab.env.execution import N_SLOTS, Reason, StepEvents
 
 
 @dataclass(slots=True)
@@ -119,3 +121,58 @@ class TradeLog:
 def _new_trade(ts: int, units: float, price: float, fee: float) -> Trade:
     side = 1 if units > 0 else -1
     return Trade(side, ts, price, units, abs(units), fee)
+
+
+class FillBuffer:
+    """The fills of every env's current episode, in ``(N, capacity)`` arrays that grow when one fills up.
+
+    :param n_envs: N.
+    :param capacity: fills per env before the arrays double.
+    """
+
+    _FIELDS = ("units", "price", "fee", "pnl")
+
+    def __init__(self, n_envs: int, capacity: int = 256) -> None:
+        self.count = np.zeros(n_envs, dtype=np.int64)
+        self.ts = np.zeros((n_envs, capacity), dtype=np.int64)
+        self.reason = np.zeros((n_envs, capacity), dtype=np.int8)
+        self.values = {name: np.zeros((n_envs, capacity)) for name in self._FIELDS}
+
+    def clear(self, mask: np.ndarray) -> None:
+        """Forget the fills of the envs in ``mask`` (a new episode)."""
+        self.count[mask] = 0
+
+    def append(self, ts: np.ndarray, events: StepEvents) -> None:
+        """Record this step's fills, slot by slot so each env's fills stay in the order they happened.
+
+        :param ts: ``(N,)`` open time (epoch ms) of each env's execution bar.
+        :param events: the step's fills (see :class:`~tradelab.env.execution.StepEvents`).
+        """
+        for slot in range(N_SLOTS):
+            rows = np.flatnonzero(events.reason[:, slot])
+            if rows.size == 0:
+                continue
+            at = self.count[rows]
+            if at.max() >= self.ts.shape[1]:
+                self._grow()
+            self.ts[rows, at] = ts[rows]
+            self.reason[rows, at] = events.reason[rows, slot]
+            for name, column in self.values.items():
+                column[rows, at] = getattr(events, name)[rows, slot]
+            self.count[rows] += 1
+
+    def trades(self, index: int, mark: float) -> list[dict[str, Any]]:
+        """Env ``index``'s episode as trades (see :meth:`Trade.as_dict`), the open one last, marked at ``mark``."""
+        log = TradeLog()
+        n = int(self.count[index])
+        columns = [self.ts[index, :n].tolist(), *(self.values[f][index, :n].tolist() for f in self._FIELDS)]
+        for ts, units, price, fee, pnl, reason in zip(*columns, self.reason[index, :n].tolist(), strict=True):
+            log.fill(ts, units, price, fee, pnl, reason)
+        return log.as_dicts(mark)
+
+    def _grow(self) -> None:
+        def doubled(array: np.ndarray) -> np.ndarray:
+            return np.concatenate([array, np.zeros_like(array)], axis=1)
+
+        self.ts, self.reason = doubled(self.ts), doubled(self.reason)
+        self.values = {name: doubled(column) for name, column in self.values.items()}
