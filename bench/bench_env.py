@@ -6,7 +6,9 @@ One year of synthetic 1-minute bars (525,600), window 32, random actions generat
    against gym-anytrading's ``StocksEnv`` (a thin observation: price and its difference);
 2. vectorized: our ``TradingVecEnv`` at N = 64, 256, 1024 against gym-anytrading's ``StocksEnv`` in
    gymnasium's ``SyncVectorEnv`` with 8 envs;
-3. ``reset()`` of our vector env after construction.
+3. ``reset()`` of our vector env after construction;
+4. SB3 PPO (``MlpPolicy`` 64×64) training fps on our vector env (through ``SB3VecEnv``) against
+   gym-anytrading in SB3's ``DummyVecEnv``, each at its own n_envs.
 
 Goals: single env ≥ 1.0× gym-anytrading; vectorized ≥ 2,000,000 env-steps/s at the best N; reset ≤ 5 ms.
 Prints the table and writes ``bench/results/bench_env.json``; exit status 0 even when a goal is missed.
@@ -33,6 +35,8 @@ SIZES = (64, 256, 1024)
 PEER_ENVS = 8
 REPEATS = 3
 RESULTS = RESULTS_DIR / "bench_env.json"
+PPO_STEPS = 8192
+PPO_ENVS = {"ours": 64, "peer": 8}
 CONFIG: dict[str, Any] = {
     "dataset": {"symbol": "BENCH"},
     "window": WINDOW,
@@ -72,6 +76,16 @@ def peer_vec(env: Any, actions: np.ndarray) -> None:
     env.reset(seed=0)
     for batch in actions:
         env.step(batch)
+
+
+def ppo_fps(venv: Any) -> float:
+    """Environment steps per second of a short SB3 PPO run (MlpPolicy 64×64) on ``venv``."""
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", venv, n_steps=128, batch_size=256, n_epochs=2, seed=0, device="cpu")
+    started = time.perf_counter()
+    model.learn(PPO_STEPS)
+    return PPO_STEPS / (time.perf_counter() - started)
 
 
 def run() -> list[Row]:
@@ -123,6 +137,20 @@ def run() -> list[Row]:
             lambda: peer_vec(sync, sync_actions), VEC_STEPS * 4 * PEER_ENVS, "gym-anytrading, SyncVectorEnv×8"
         )
 
+        advance = step("SB3 PPO training, ours then gym-anytrading", 2)
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from tradelab.experiments.sb3_vec_env import SB3VecEnv
+
+        ours_ppo = ppo_fps(SB3VecEnv(TradingVecEnv(config, PPO_ENVS["ours"], market=market)))
+        advance()
+        peer_ppo = ppo_fps(
+            DummyVecEnv(
+                [lambda: StocksEnv(df=df, window_size=WINDOW, frame_bound=(WINDOW, len(df)))] * PPO_ENVS["peer"]
+            )
+        )
+        advance()
+
     best_n = max(vec_rows, key=lambda row: row[1])[0]
     rows = [
         Row(
@@ -149,6 +177,14 @@ def run() -> list[Row]:
             for n, sps, seconds in vec_rows
         ),
         Row("vector env reset() after construction", "ms", max(resets) * 1000, "≤ 5 ms", max(resets) <= 0.005),
+        Row(
+            f"SB3 PPO fps (ours N={PPO_ENVS['ours']}, peer DummyVecEnv×{PPO_ENVS['peer']})",
+            "k/s",
+            ours_ppo / 1000,
+            "reference (the runner issue sets the training goal)",
+            None,
+            peer=peer_ppo / 1000,
+        ),
     ]
     return rows
 
