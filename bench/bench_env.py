@@ -46,8 +46,8 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def ours_single(env: Any, actions: np.ndarray) -> None:
-    """Step our single env through ``actions``, resetting at episode ends."""
+def play_single(env: Any, actions: np.ndarray) -> None:
+    """Step a single env (ours or gym-anytrading's) through ``actions``, resetting at episode ends."""
     env.reset(seed=0)
     for action in actions:
         _, _, terminated, truncated, _ = env.step(action)
@@ -55,24 +55,8 @@ def ours_single(env: Any, actions: np.ndarray) -> None:
             env.reset()
 
 
-def ours_vec(env: Any, actions: np.ndarray) -> None:
-    """Step our vector env (autoreset) through ``actions`` of shape (steps, N, 3)."""
-    env.reset(seed=0)
-    for batch in actions:
-        env.step(batch)
-
-
-def peer_single(env: Any, actions: np.ndarray) -> None:
-    """Step gym-anytrading's ``StocksEnv`` through ``actions``, resetting at episode ends."""
-    env.reset(seed=0)
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(int(action))
-        if terminated or truncated:
-            env.reset()
-
-
-def peer_vec(env: Any, actions: np.ndarray) -> None:
-    """Step ``SyncVectorEnv`` of ``StocksEnv`` (autoreset) through ``actions`` of shape (steps, 8)."""
+def play_vec(env: Any, actions: np.ndarray) -> None:
+    """Step a vector env (ours or ``SyncVectorEnv``; both autoreset) through ``actions`` of shape (steps, N, ...)."""
     env.reset(seed=0)
     for batch in actions:
         env.step(batch)
@@ -114,10 +98,10 @@ def run() -> list[Row]:
 
         single = TradingEnv(config, market=market)
         ours_actions = np.stack([single.action_space.sample() for _ in range(SINGLE_STEPS)])
-        ours_sps, ours_s = per_second(lambda: ours_single(single, ours_actions), SINGLE_STEPS, "ours, single env")
+        ours_sps, ours_s = per_second(lambda: play_single(single, ours_actions), SINGLE_STEPS, "ours, single env")
         peer = StocksEnv(df=df, window_size=WINDOW, frame_bound=(WINDOW, len(df)))
-        peer_actions = rng.integers(0, 2, SINGLE_STEPS)
-        peer_sps, peer_s = per_second(lambda: peer_single(peer, peer_actions), SINGLE_STEPS, "gym-anytrading, single")
+        peer_actions = rng.integers(0, 2, SINGLE_STEPS).tolist()
+        peer_sps, peer_s = per_second(lambda: play_single(peer, peer_actions), SINGLE_STEPS, "gym-anytrading, single")
 
         vec_rows: list[tuple[int, float, list[float]]] = []
         resets: list[float] = []
@@ -127,14 +111,14 @@ def run() -> list[Row]:
             vec.reset(seed=0)
             resets.append(time.perf_counter() - started)
             batches = np.stack([vec.action_space.sample() for _ in range(VEC_STEPS)])
-            sps, seconds = per_second(lambda v=vec, b=batches: ours_vec(v, b), VEC_STEPS * n, f"ours, vector env N={n}")
+            sps, seconds = per_second(lambda v=vec, b=batches: play_vec(v, b), VEC_STEPS * n, f"ours, vector env N={n}")
             vec_rows.append((n, sps, seconds))
         sync = gym.vector.SyncVectorEnv(
             [lambda: StocksEnv(df=df, window_size=WINDOW, frame_bound=(WINDOW, len(df)))] * PEER_ENVS
         )
         sync_actions = rng.integers(0, 2, (VEC_STEPS * 4, PEER_ENVS))
         sync_sps, sync_s = per_second(
-            lambda: peer_vec(sync, sync_actions), VEC_STEPS * 4 * PEER_ENVS, "gym-anytrading, SyncVectorEnv×8"
+            lambda: play_vec(sync, sync_actions), VEC_STEPS * 4 * PEER_ENVS, "gym-anytrading, SyncVectorEnv×8"
         )
 
         advance = step("SB3 PPO training, ours then gym-anytrading", 2)

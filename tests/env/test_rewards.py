@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.plugins import installed_plugin
 from tradelab.env.rewards import (
     DEFAULT_REWARD,
     DifferentialSharpe,
@@ -251,14 +252,8 @@ helper = tradelab_test_rewards:helper
 @pytest.fixture
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A distribution ``tradelab-test-rewards`` with entry points, installed by putting it on ``sys.path``."""
-    (tmp_path / "tradelab_test_rewards.py").write_text(PLUGIN)
-    dist_info = tmp_path / "tradelab_test_rewards-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: tradelab-test-rewards\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(tmp_path))  # also invalidates the import caches
-    yield
-    sys.modules.pop("tradelab_test_rewards", None)
+    with installed_plugin(tmp_path, monkeypatch, "tradelab_test_rewards", PLUGIN, ENTRY_POINTS):
+        yield
 
 
 @pytest.mark.usefixtures("plugin")

@@ -14,6 +14,7 @@ import pytest
 import talib
 from pydantic import ValidationError
 
+from tests.plugins import installed_plugin
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.settings import get_settings
 from tradelab.tools.base import Bars
@@ -303,14 +304,8 @@ nameless = tradelab_test_plugin:Spread
 @pytest.fixture
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A distribution ``tradelab-test-plugin`` with entry points, installed by putting it on ``sys.path``."""
-    (tmp_path / "tradelab_test_plugin.py").write_text(PLUGIN)
-    dist_info = tmp_path / "tradelab_test_plugin-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: tradelab-test-plugin\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield
-    sys.modules.pop("tradelab_test_plugin", None)
+    with installed_plugin(tmp_path, monkeypatch, "tradelab_test_plugin", PLUGIN, ENTRY_POINTS):
+        yield
 
 
 @pytest.mark.usefixtures("plugin")

@@ -18,6 +18,7 @@ from tradelab.env.config import EnvConfig
 from tradelab.env.market import EnvDataError
 from tradelab.env.policies import POLICIES, run_episode
 from tradelab.env.trading_env import TradingEnv
+from tradelab.plugins import field_errors
 
 app = typer.Typer(help="Check trading env configs and run episodes.", no_args_is_help=True)
 console = Console()
@@ -30,8 +31,7 @@ def load_config(path: Path) -> EnvConfig:
     except OSError as exc:
         raise EnvDataError(f"{path}: {exc.strerror}") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise EnvDataError(f"{path}: invalid env config: {problems}") from None
+        raise EnvDataError(f"{path}: invalid env config: {field_errors(exc, root='config')}") from None
 
 
 @app.command()

@@ -21,7 +21,7 @@ import difflib
 import importlib.metadata
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tradelab.plugins import describe_entry_point, entry_point_objects, field_errors
 from tradelab.tools.base import NoParams
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,7 @@ class RewardComponent(ABC):
         try:
             return cls.Params.model_validate(dict(params or {}))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
-            raise RewardError(f"invalid parameters for reward component {cls.name}: {problems}") from None
+            raise RewardError(f"invalid parameters for reward component {cls.name}: {field_errors(exc)}") from None
 
     def reset(self, mask: np.ndarray) -> None:  # noqa: B027  # an optional hook, not abstract
         """Forget the per-env state of the envs where ``mask`` is True (called when they reset).
@@ -375,14 +375,12 @@ class RewardRegistry:
         self._components[component.name.lower()] = component
 
     def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint) -> None:
-        origin = f"entry-point:{entry_point.dist.name if entry_point.dist else entry_point.value}"
-        where = f"entry point {entry_point.name} = {entry_point.value} ({origin})"
+        origin, where = describe_entry_point(entry_point)
         try:
-            loaded = entry_point.load()
+            targets = entry_point_objects(entry_point)
         except Exception as exc:  # a broken plugin must not take the registry down
             self._warn(f"{where} skipped: {type(exc).__name__}: {exc}")
             return
-        targets = loaded if isinstance(loaded, Iterable) and not isinstance(loaded, type) else [loaded]
         for target in targets:
             if isinstance(target, type) and issubclass(target, RewardComponent):
                 self._add(target, origin)

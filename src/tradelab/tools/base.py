@@ -17,6 +17,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tradelab.data.schema import TS
+from tradelab.plugins import field_errors
 from tradelab.tools.errors import ToolError
 
 
@@ -118,8 +119,7 @@ class Tool(ABC):
         try:
             return self.Params.model_validate(dict(params or {}))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
-            raise ToolError(f"invalid parameters for tool {self.name}: {problems}") from None
+            raise ToolError(f"invalid parameters for tool {self.name}: {field_errors(exc)}") from None
 
     def params_schema(self) -> dict[str, Any]:
         """JSON Schema of the parameters."""

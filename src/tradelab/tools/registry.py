@@ -22,11 +22,12 @@ import logging
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from tradelab.plugins import describe_entry_point, entry_point_objects
 from tradelab.settings import get_settings
 from tradelab.tools.base import Tool
 from tradelab.tools.builtin import BUILTIN_TOOLS
@@ -115,14 +116,12 @@ class Registry:
         self._tools[tool.name.lower()] = tool
 
     def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint) -> None:
-        origin = f"entry-point:{entry_point.dist.name if entry_point.dist else entry_point.value}"
-        where = f"entry point {entry_point.name} = {entry_point.value} ({origin})"
+        origin, where = describe_entry_point(entry_point)
         try:
-            loaded = entry_point.load()
+            targets = entry_point_objects(entry_point)
         except Exception as exc:  # a broken plugin must not take the registry down
             self._warn(f"{where} skipped: {_reason(exc)}")
             return
-        targets = loaded if isinstance(loaded, Iterable) and not isinstance(loaded, str) else [loaded]
         for target in targets:
             try:
                 tool = _instantiate(target)

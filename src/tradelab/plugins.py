@@ -1,0 +1,28 @@
+"""What the tool and reward registries (and config loaders) share: plugin entry points and field errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def field_errors(exc: ValidationError, root: str = "params") -> str:
+    """A pydantic error as ``field: message; field: message`` (``root`` names an error on the whole model)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in exc.errors())
+
+
+def describe_entry_point(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    """``(origin, where)``: ``entry-point:<distribution>``, and a phrase naming the entry point in warnings."""
+    origin = f"entry-point:{entry_point.dist.name if entry_point.dist else entry_point.value}"
+    return origin, f"entry point {entry_point.name} = {entry_point.value} ({origin})"
+
+
+def entry_point_objects(entry_point: importlib.metadata.EntryPoint) -> list[Any]:
+    """What an entry point exports, as a list: a list or tuple export means several plugins.
+
+    :raises Exception: whatever importing the plugin raises (registries turn it into a warning).
+    """
+    loaded = entry_point.load()
+    return list(loaded) if isinstance(loaded, list | tuple) else [loaded]
