@@ -97,3 +97,20 @@ def test_reset_with_a_seed_per_env() -> None:
     assert infos["bar"][0] == infos["bar"][1]
     with pytest.raises(ValueError, match="3 seeds for 2 envs"):
         vec.reset(seed=[1, 2, 3])
+
+
+def test_random_starts_are_uniform_over_the_usable_range_and_reproducible() -> None:
+    env = TradingVecEnv(config(), 2000, market=market())
+    env.reset(seed=123)
+    core = env.core
+    starts = core.start.copy()
+    highest = core.last_bar - config().episode.length + 1  # the last start that leaves a full episode
+    assert starts.min() >= core.first_bar and starts.max() <= highest
+    span = highest - core.first_bar + 1
+    # 2,000 uniform draws: every tenth of the range gets its share (200 expected; 3 sigma is about 40).
+    counts = np.bincount((starts - core.first_bar) * 10 // span, minlength=10)
+    assert counts.min() > 140 and counts.max() < 260
+    env.reset(seed=123)
+    assert np.array_equal(core.start, starts)
+    env.reset()  # no seed: the next episode of every env, not a repeat
+    assert (core.start != starts).mean() > 0.9

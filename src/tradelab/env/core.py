@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 
 from tradelab.env.config import EnvConfig
 from tradelab.env.execution import Accounts, BarView, StepEvents, execute_step
@@ -68,7 +67,10 @@ class TradingCore:
         self.reward = RewardFunction(config.reward, n_envs)
         #: Each reward component's value at the last step (0 right after a reset).
         self.reward_parts = {name: np.zeros(n_envs) for name in self.reward.names}
-        self.rngs: list[np.random.Generator | None] = [None] * n_envs
+        # Per env: seed of its episode starts, episodes drawn since, and whether it was ever seeded.
+        self._seed = np.zeros(n_envs, dtype=np.uint64)
+        self._episodes = np.zeros(n_envs, dtype=np.uint64)
+        self._seeded = np.zeros(n_envs, dtype=bool)
         #: Each env's decision bar, its episode's first and last decision bar, and its steps so far.
         self.bar = np.zeros(n_envs, dtype=np.int64)
         self.start = np.zeros(n_envs, dtype=np.int64)
@@ -98,29 +100,39 @@ class TradingCore:
             traded_notional=self.events.turnover,
         )
 
-    def seed(self, index: int, seed: int | None) -> None:
-        """Give env ``index`` a generator seeded like gymnasium's ``Env.reset(seed=...)`` (None: from entropy)."""
-        self.rngs[index] = seeding.np_random(seed)[0]
+    def seed(self, seeds: Sequence[int | None]) -> None:
+        """Seed the episode starts of each env given an int; envs given None keep their state.
+
+        Env ``i`` seeded with ``s`` draws the same starts as any other env seeded with ``s``, in any batch.
+        """
+        for i, seed in enumerate(seeds):
+            if seed is not None:
+                self._seed[i] = np.uint64(seed % 2**64)
+                self._episodes[i] = 0
+                self._seeded[i] = True
 
     def reset(self, mask: np.ndarray) -> np.ndarray:
         """Start a new episode in the envs of ``mask``; the others are untouched.
 
-        :param mask: bool array ``(N,)``; an env without a generator gets one seeded from entropy.
+        :param mask: bool array ``(N,)``; an env never seeded is seeded from entropy first.
         :return: the ``(N, size)`` float32 observation buffer.
         """
         episode = self.config.episode
-        for i in np.flatnonzero(mask).tolist():
-            if episode.mode == "random":
-                rng = self.rngs[i]
-                if rng is None:
-                    self.seed(i, None)
-                    rng = self.rngs[i]
-                assert rng is not None
-                start = self.first_bar + int(rng.integers(0, self.last_bar - self.first_bar - episode.length + 2))
-                end = start + episode.length - 1
-            else:
-                start, end = self.first_bar, self.last_bar
-            self.start[i], self.end[i] = start, end
+        if episode.mode == "random":
+            fresh = mask & ~self._seeded
+            if fresh.any():
+                self._seed[fresh] = np.random.default_rng().integers(0, 2**63, fresh.sum(), dtype=np.uint64)
+                self._seeded |= fresh
+            # A counter-based draw (seed, episode number) -> start: vectorized, and the same for an env
+            # whatever batch it is in. The top 53 bits make a uniform float in [0, 1).
+            draws = _mix(_mix(self._seed[mask]) ^ self._episodes[mask])
+            span = self.last_bar - self.first_bar - episode.length + 2
+            offsets = ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * span).astype(np.int64)
+            self._episodes[mask] += np.uint64(1)
+            self.start[mask] = self.first_bar + offsets
+            self.end[mask] = self.start[mask] + episode.length - 1
+        else:
+            self.start[mask], self.end[mask] = self.first_bar, self.last_bar
         self.fills.clear(mask)
         np.copyto(self.bar, self.start, where=mask)
         self.accounts.reset(mask, self.config.initial_cash)
@@ -240,6 +252,14 @@ class TradingCore:
         }
         logger.debug("episode of env %d ended: %s", index, summary)
         return summary, trades
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a fast, well-spread integer hash."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def batch_seeds(seed: int | Sequence[int | None] | None, n_envs: int) -> list[int | None]:

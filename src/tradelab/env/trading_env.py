@@ -64,12 +64,12 @@ class TradingEnv(gym.Env[Any, Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Start an episode; with ``seed``, its random start (and every later one) is reproducible.
 
-        :param seed: seed of the env's generator; None keeps the current one (seeded from entropy at first).
+        :param seed: seed of the episode starts; None keeps the current state (seeded from entropy at first).
         :param options: unused.
         :return: the first observation and the info.
         """
         super().reset(seed=seed)
-        self.core.rngs[0] = self.np_random
+        self.core.seed([seed])
         buffer = self.core.reset(_ALL)
         return self._observation(buffer), env_info(self.core.infos(), 0)
 

@@ -79,16 +79,14 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
     ) -> tuple[Any, dict[str, Any]]:
         """Start a new episode in every env.
 
-        :param seed: None (keep each env's generator; seeded from entropy at first), an int ``k`` (env ``i``
+        :param seed: None (keep each env's seed state; from entropy at first), an int ``k`` (env ``i``
             gets ``k + i``) or one seed per env.
         :param options: unused.
         :return: the batch of first observations and the infos.
         """
         if isinstance(seed, int):
             super().reset(seed=seed)
-        for i, s in enumerate(batch_seeds(seed, self.num_envs)):
-            if s is not None or self.core.rngs[i] is None:
-                self.core.seed(i, s)
+        self.core.seed(batch_seeds(seed, self.num_envs))
         buffer = self.core.reset(self._all)
         return split_observation(buffer, self.core.builder, self.config.observation), self._masked(self.core.infos())
 
