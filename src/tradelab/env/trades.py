@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tradelab.env.execution import N_SLOTS, Reason, StepEvents
+from tradelab.env.execution import Reason, StepEvents
 
 
 @dataclass(slots=True)
@@ -143,23 +143,23 @@ class FillBuffer:
         self.count[mask] = 0
 
     def append(self, ts: np.ndarray, events: StepEvents) -> None:
-        """Record this step's fills, slot by slot so each env's fills stay in the order they happened.
+        """Record this step's fills; each env's fills keep the order they happened in (slot order).
 
         :param ts: ``(N,)`` open time (epoch ms) of each env's execution bar.
         :param events: the step's fills (see :class:`~tradelab.env.execution.StepEvents`).
         """
-        for slot in range(N_SLOTS):
-            rows = np.flatnonzero(events.reason[:, slot])
-            if rows.size == 0:
-                continue
-            at = self.count[rows]
-            if at.max() >= self.ts.shape[1]:
-                self._grow()
-            self.ts[rows, at] = ts[rows]
-            self.reason[rows, at] = events.reason[rows, slot]
-            for name, column in self.values.items():
-                column[rows, at] = getattr(events, name)[rows, slot]
-            self.count[rows] += 1
+        filled = events.reason != 0  # (N, slots)
+        env, slot = np.nonzero(filled)  # row-major: by env, then by slot
+        if env.size == 0:
+            return
+        at = self.count[env] + (np.cumsum(filled, axis=1) - 1)[env, slot]
+        if at.max() >= self.ts.shape[1]:
+            self._grow()
+        self.ts[env, at] = ts[env]
+        self.reason[env, at] = events.reason[env, slot]
+        for name, column in self.values.items():
+            column[env, at] = getattr(events, name)[env, slot]
+        self.count += filled.sum(axis=1)
 
     def trades(self, index: int, mark: float) -> list[dict[str, Any]]:
         """Env ``index``'s episode as trades (see :meth:`Trade.as_dict`), the open one last, marked at ``mark``."""
