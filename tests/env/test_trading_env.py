@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from tests.env.envs import config, frame, market
+from tests.env.envs import FEATURES, config, frame, market
 from tradelab.env.config import EnvConfig
 from tradelab.env.market import MarketData
 from tradelab.env.trading_env import TradingEnv
@@ -160,3 +160,15 @@ def test_action_masks() -> None:
     np.testing.assert_array_equal(make().action_masks(), [True, True])
     with pytest.raises(TypeError):
         make(config(actions=SCHEMES["box"], execution={"allow_short": True})).action_masks()
+
+
+def test_clip_bounds_every_value_and_the_space() -> None:
+    raw_prices = [*FEATURES, {"tool": "vwap_day"}]  # a price-level feature, about 30,000
+    cfg = config(features=raw_prices, clip=5.0)
+    env = TradingEnv(cfg, market=MarketData.from_frame(frame(), cfg))
+    observation, _ = env.reset(seed=1)
+    assert env.observation_space.high.max() == 5.0 and env.observation_space.low.min() == -5.0
+    assert observation.max() == 5.0 and observation.min() >= -5.0 and env.observation_space.contains(observation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning about unbounded Box spaces any more
+        check_env(env, skip_render_check=True)

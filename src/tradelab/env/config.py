@@ -103,6 +103,13 @@ class EnvConfig(BaseModel):
     observation: Literal["box", "dict"] = Field(
         "box", description="box: one flat float32 vector; dict: {'market': (window, features), 'account': (5,)}"
     )
+    clip: float | None = Field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="clip every observation value to [-clip, clip] and bound the observation space so; None leaves "
+        "them unbounded (normalise features with their spec's norm before clipping them)",
+    )
     actions: ActionConfig = Field(
         default_factory=lambda: DiscreteActions(levels=(0.0, 1.0)),
         description="action scheme (discrete, multi_discrete or box)",

@@ -187,7 +187,7 @@ class TradingCore:
         equity = np.maximum(acc.equity, 1e-12)  # a bankrupt account (equity 0) shows a zero position
         held = acc.units * self._mark
         unrealized = np.nan_to_num(acc.units * (self._mark - acc.entry_price))  # entry is NaN when flat
-        return self.builder.build(
+        buffer = self.builder.build(
             self.bar,
             held / equity,
             unrealized / equity,
@@ -195,6 +195,9 @@ class TradingCore:
             self._drawdown(),
             acc.bars_in_position,
         )
+        if self.config.clip is not None:
+            np.clip(buffer, -self.config.clip, self.config.clip, out=buffer)
+        return buffer
 
     def infos(self) -> dict[str, Any]:
         """Per-env state as new arrays of shape ``(N,)``, the reward's components under ``reward_parts``.
@@ -275,20 +278,21 @@ def batch_seeds(seed: int | Sequence[int | None] | None, n_envs: int) -> list[in
     return seeds
 
 
-def observation_space(builder: ObservationBuilder, mode: str) -> spaces.Space[Any]:
+def observation_space(builder: ObservationBuilder, mode: str, clip: float | None = None) -> spaces.Space[Any]:
     """The observation space of one env: a flat float32 Box, or a Dict of the market window and the account.
 
     :param builder: the observation builder (its window, feature count and size).
     :param mode: ``box`` or ``dict``.
+    :param clip: the bound of every value (see ``EnvConfig.clip``); unbounded when None.
     """
+    bound = np.inf if clip is None else clip
+
+    def box(*shape: int) -> spaces.Box:
+        return spaces.Box(-bound, bound, shape=shape, dtype=np.float32)
+
     if mode == "box":
-        return spaces.Box(-np.inf, np.inf, shape=(builder.size,), dtype=np.float32)
-    return spaces.Dict(
-        {
-            "market": spaces.Box(-np.inf, np.inf, shape=(builder.window, builder.n_features), dtype=np.float32),
-            "account": spaces.Box(-np.inf, np.inf, shape=(len(ACCOUNT_FEATURES),), dtype=np.float32),
-        }
-    )
+        return box(builder.size)
+    return spaces.Dict({"market": box(builder.window, builder.n_features), "account": box(len(ACCOUNT_FEATURES))})
 
 
 def split_observation(buffer: np.ndarray, builder: ObservationBuilder, mode: str) -> np.ndarray | dict[str, np.ndarray]:

@@ -59,7 +59,7 @@ class TradingEnv(gym.Env[Any, Any]):
         market = market if market is not None else MarketData.from_store(self.config, store)
         self.core = TradingCore(market, self.config, 1)
         self.action_space = self.config.actions.space()
-        self.observation_space = observation_space(self.core.builder, self.config.observation)
+        self.observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Start an episode; with ``seed``, its random start (and every later one) is reproducible.

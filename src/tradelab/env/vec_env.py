@@ -70,7 +70,7 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
         self.core = TradingCore(market, self.config, num_envs)
         self.single_action_space = self.config.actions.single_space()
         self.action_space = self.config.actions.space(num_envs)
-        self.single_observation_space = observation_space(self.core.builder, self.config.observation)
+        self.single_observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._all = np.ones(num_envs, dtype=bool)
 
