@@ -61,7 +61,7 @@ def test_from_store_checks_the_version_and_restricts_episodes_to_the_split(store
     market = MarketData.from_store(config(dataset={"symbol": "SYN", "version": version[:8], "split": split}), store)
     n = frame().height
     assert market.n_bars == n and (market.first_row, market.last_row) == (round(0.6 * n), round(0.8 * n) - 1)
-    assert version in market.dataset
+    assert market.dataset == f"SYN/1m@{version[:12]}"  # the version, short, as the CLI shows it
     np.testing.assert_array_equal(market.close, frame()["close"].to_numpy())
     with pytest.raises(EnvDataError, match="config asks for beefbeef"):
         MarketData.from_store(config(dataset={"symbol": "SYN", "version": "beefbeef"}), store)

@@ -89,8 +89,9 @@ class MarketData:
             )
         frame = store.load(ds.symbol, ds.timeframe, ds.start, ds.end)
         bounds = [to_ms(t) if t is not None else None for t in (ds.start, ds.end)]
-        name = f"{ds.symbol}/{ds.timeframe}@{version}[{bounds[0]},{bounds[1]})"
-        return cls._build(frame, config, registry, name, dataset_hash=name)
+        span = f" [{ds.start or 'first bar'}, {ds.end or 'last bar'})" if ds.start or ds.end else ""
+        name = f"{ds.symbol}/{ds.timeframe}@{version[:12]}{span}"
+        return cls._build(frame, config, registry, name, dataset_hash=f"{version}[{bounds[0]},{bounds[1]})")
 
     @classmethod
     def from_frame(
