@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def field_errors(exc: ValidationError, root: str = "params") -> str:
     """A pydantic error as ``field: message; field: message`` (``root`` names an error on the whole model)."""
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in exc.errors())
+
+
+def parse_params(model: type[M], params: BaseModel | Mapping[str, Any] | None, error: type[Exception], owner: str) -> M:
+    """Validate plugin parameters: a ``model`` instance as is, a mapping into one, None into the defaults.
+
+    :param error: the exception raised for invalid parameters; its message starts with
+        ``invalid parameters for <owner>:`` and names each invalid field.
+    """
+    if isinstance(params, model):
+        return params
+    try:
+        return model.model_validate(dict(params or {}))
+    except ValidationError as exc:
+        raise error(f"invalid parameters for {owner}: {field_errors(exc)}") from None
 
 
 def describe_entry_point(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:

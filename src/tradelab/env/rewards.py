@@ -27,9 +27,9 @@ from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from tradelab.plugins import describe_entry_point, entry_point_objects, field_errors
+from tradelab.plugins import describe_entry_point, entry_point_objects, parse_params
 from tradelab.tools.base import NoParams
 
 logger = logging.getLogger(__name__)
@@ -102,12 +102,7 @@ class RewardComponent(ABC):
 
         :raises RewardError: naming the component and the invalid field.
         """
-        if isinstance(params, cls.Params):
-            return params
-        try:
-            return cls.Params.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            raise RewardError(f"invalid parameters for reward component {cls.name}: {field_errors(exc)}") from None
+        return parse_params(cls.Params, params, RewardError, f"reward component {cls.name}")
 
     def reset(self, mask: np.ndarray) -> None:  # noqa: B027  # an optional hook, not abstract
         """Forget the per-env state of the envs where ``mask`` is True (called when they reset).

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from tradelab.data.schema import TS
-from tradelab.plugins import field_errors
+from tradelab.plugins import parse_params
 from tradelab.tools.errors import ToolError
 
 
@@ -114,12 +114,7 @@ class Tool(ABC):
 
         :raises ToolError: naming the tool and the invalid field.
         """
-        if isinstance(params, self.Params):
-            return params
-        try:
-            return self.Params.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            raise ToolError(f"invalid parameters for tool {self.name}: {field_errors(exc)}") from None
+        return parse_params(self.Params, params, ToolError, f"tool {self.name}")
 
     def params_schema(self) -> dict[str, Any]:
         """JSON Schema of the parameters."""
