@@ -6,8 +6,6 @@ A bar is ``(open, high, low, close)``.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
 
@@ -378,11 +376,11 @@ def test_batch_equals_each_account_alone_bit_for_bit():
             seen.update(row.tolist())
         for i, (sim, (bars, targets, stops)) in enumerate(zip(alone, SCENARIOS, strict=True)):
             out = sim.step([bars[t]], [targets[t]], [stops[t]])
-            for f in fields(StepEvents):
-                np.testing.assert_array_equal(getattr(batch_out, f.name)[i], getattr(out, f.name)[0], err_msg=f.name)
+            for name in StepEvents.FIELDS:
+                np.testing.assert_array_equal(getattr(batch_out, name)[i], getattr(out, name)[0], err_msg=name)
     for i, sim in enumerate(alone):
-        for f in fields(Accounts):
-            np.testing.assert_array_equal(getattr(batch.acc, f.name)[i], getattr(sim.acc, f.name)[0], err_msg=f.name)
+        for name in Accounts.FIELDS:
+            np.testing.assert_array_equal(getattr(batch.acc, name)[i], getattr(sim.acc, name)[0], err_msg=name)
     # The scenarios did what they say: stopped out, a profitable short, and the 2× long from 10 liquidated at
     # the 5.2 close (equity ≈ -1 + 2 × 0.52 = 0.04 of the initial cash, under 5 % of the 1.04 notional).
     assert Reason.STOP in reasons[0]
@@ -393,7 +391,7 @@ def test_batch_equals_each_account_alone_bit_for_bit():
 def test_reset_only_touches_masked_accounts():
     sim = Sim(ExecutionConfig(**NO_COSTS), n=3)
     sim.step([(100, 100, 100, 110)] * 3, [1.0, 1.0, 1.0], [0.05] * 3)
-    before = {f.name: getattr(sim.acc, f.name).copy() for f in fields(Accounts)}
+    before = {name: getattr(sim.acc, name).copy() for name in Accounts.FIELDS}
     sim.acc.reset(np.array([False, True, False]), 5_000.0)
     assert (_one(sim.acc.cash[1:]), _one(sim.acc.units[1:]), _one(sim.acc.equity[1:])) == (5_000.0, 0.0, 5_000.0)
     assert np.isnan(sim.acc.stop_price[1]) and sim.acc.bars_in_position[1] == 0 and sim.acc.trades[1] == 0

@@ -4,17 +4,19 @@ Every action sets a *target position* as a signed fraction of equity (``-1`` all
 flat, ``1`` all-in long, beyond ±1 with leverage); the execution layer trades towards it.
 A :class:`MultiDiscreteActions` choice also sets a stop-loss and a take-profit distance.
 
-All three configs decode N actions at once (N = 1 for the single env) through lookup tables, so
-the vector env pays the same per-step cost as the single env, with no Python loop over envs.
+Every config packs itself into a float64 vector (:attr:`_Actions.kernel_params`) that the env's
+compiled step decodes with :func:`decode_action`, one env at a time; :meth:`_Actions.decode` runs
+that same code over a batch from Python.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import cache
+from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+import numba
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
@@ -22,6 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 #: Decoded actions: target position fraction, stop distance, take distance; float64 arrays of shape ``(N,)``.
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# Layout of an action config's kernel parameters: a header, then the level, stop and take tables.
+A_KIND, A_ATR, A_LOW, A_HIGH, A_LEVELS, A_STOPS, A_TAKES = range(7)
+_A_TABLES = 7
+_DISCRETE, _MULTI_DISCRETE, _BOX = range(3)
 
 _Level = Annotated[float, Field(allow_inf_nan=False)]
 _Distance = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
@@ -58,9 +65,47 @@ class _Actions(BaseModel, ABC):
         single = self.single_space()
         return single if n_envs is None else batch_space(single, n_envs)
 
+    #: Numbers in one env's action (the columns of the ``(N, width)`` float64 batch the kernel reads).
+    width: ClassVar[int] = 1
+
+    @cached_property
+    def kernel_params(self) -> np.ndarray:
+        """The config as the float64 vector :func:`decode_action` reads (header ``A_*``, then tables), read-only."""
+        params = np.array(self._kernel_header() + self._kernel_tables(), dtype=np.float64)
+        params.flags.writeable = False
+        return params
+
     @abstractmethod
-    def decode(self, actions: np.ndarray, atr_fraction: np.ndarray | None = None) -> Decoded:
-        """Target positions and stop/take distances of N actions."""
+    def _kernel_header(self) -> list[float]:
+        """The values at ``A_KIND … A_TAKES``."""
+
+    def _kernel_tables(self) -> list[float]:
+        return []
+
+    def decode(self, actions: Any, atr_fraction: np.ndarray | None = None) -> Decoded:
+        """Target positions and stop/take distances of N actions (what the env's compiled step does per env).
+
+        :param actions: N actions, a batch of :meth:`space` (one env's action is a batch of 1).
+        :param atr_fraction: ATR / close of each env's bar, shape ``(N,)``; needed by stops in ATR units.
+        :return: target fractions of equity, stop distances and take distances as fractions of the price
+            (NaN for none); float64, shape ``(N,)``.
+        :raises IndexError: for an index outside its dimension (discrete schemes).
+        :raises ValueError: for a non-finite box action, or ATR units without ``atr_fraction``.
+        """
+        batch = np.asarray(actions, dtype=np.float64).reshape(-1, self.width)
+        if atr_fraction is None:
+            if self.kernel_params[A_ATR]:
+                raise ValueError('decoding stop and take levels with unit="atr" needs atr_fraction')
+            atr_fraction = np.ones(len(batch))
+        out = np.empty((3, len(batch)))
+        bad = _decode_batch(batch, np.asarray(atr_fraction, dtype=np.float64), self.kernel_params, out)
+        if bad >= 0:
+            self.raise_invalid(batch[bad], bad)
+        return out[0], out[1], out[2]
+
+    def raise_invalid(self, action: np.ndarray, index: int) -> None:
+        """Raise the error for env ``index``'s invalid ``action`` (IndexError; ValueError for the box scheme)."""
+        raise IndexError(f"action {action.tolist()} of env {index} is outside the action space {self.single_space()}")
 
 
 def _check_ascending(values: tuple[float, ...], what: str) -> tuple[float, ...]:
@@ -89,6 +134,9 @@ class _LevelActions(_Actions):
         """Lowest target position, ``levels[0]``."""
         return self.levels[0]
 
+    def _kernel_tables(self) -> list[float]:
+        return list(self.levels)
+
     @property
     def max_level(self) -> float:
         """Highest target position, ``levels[-1]``."""
@@ -96,7 +144,7 @@ class _LevelActions(_Actions):
 
 
 class DiscreteActions(_LevelActions):
-    """One of a few target positions: action ``i`` asks for ``levels[i]`` (a fraction of equity).
+    """One of a few target positions: action ``i`` asks for ``levels[i]`` (a fraction of equity), no stop or target.
 
     The default ``[-1, 0, 1]`` is short / flat / long with all the equity.
     """
@@ -107,17 +155,8 @@ class DiscreteActions(_LevelActions):
         """``Discrete(len(levels))``."""
         return spaces.Discrete(len(self.levels))
 
-    def decode(self, actions: np.ndarray, atr_fraction: np.ndarray | None = None) -> Decoded:
-        """Target positions of N actions; no stops or targets.
-
-        :param actions: level indices, shape ``(N,)`` (a scalar for one env).
-        :param atr_fraction: unused (no stops).
-        :return: target fractions of equity, and all-NaN stop and take distances; float64, shape ``(N,)``.
-        :raises IndexError: for an index outside ``[0, len(levels))``.
-        """
-        target = np.take(_table(self.levels), np.atleast_1d(actions))
-        nan = np.full(target.shape, np.nan)
-        return target, nan, nan.copy()
+    def _kernel_header(self) -> list[float]:
+        return [_DISCRETE, 0.0, self.min_level, self.max_level, len(self.levels), 0, 0]
 
     def action_masks(self, n_envs: int, allow_short: bool) -> np.ndarray:
         """Which actions each env may take, for sb3-contrib's MaskablePPO.
@@ -140,6 +179,7 @@ class MultiDiscreteActions(_LevelActions):
     """
 
     kind: Literal["multi_discrete"] = "multi_discrete"
+    width: ClassVar[int] = 3
     stop_levels: tuple[_Distance | None, ...] = Field(
         (None, 1.0, 2.0),
         min_length=1,
@@ -172,28 +212,14 @@ class MultiDiscreteActions(_LevelActions):
         """``MultiDiscrete(nvec)``."""
         return spaces.MultiDiscrete(self.nvec)
 
-    def decode(self, actions: np.ndarray, atr_fraction: np.ndarray | None = None) -> Decoded:
-        """Target positions and stop/take distances of N actions.
+    def _kernel_header(self) -> list[float]:
+        n = (len(self.levels), len(self.stop_levels), len(self.take_levels))
+        return [_MULTI_DISCRETE, self.unit == "atr", self.min_level, self.max_level, *n]
 
-        :param actions: index triples ``(level, stop, take)``, shape ``(N, 3)`` (``(3,)`` for one env).
-        :param atr_fraction: ATR / close of each env's bar, shape ``(N,)``; needed with ``unit="atr"``.
-            A NaN ATR (indicator warm-up) gives a NaN distance: no stop, or no target.
-        :return: target fractions of equity, stop distances and take distances as fractions of the
-            price (NaN for none); float64, shape ``(N,)``.
-        :raises IndexError: for an index outside its dimension.
-        :raises ValueError: for ``unit="atr"`` without ``atr_fraction``.
-        """
-        actions = np.atleast_2d(actions)
+    def _kernel_tables(self) -> list[float]:
         scale = 0.01 if self.unit == "percent" else 1.0  # percent of the price -> fraction of it
-        target = np.take(_table(self.levels), actions[:, 0])
-        stop = np.take(_table(self.stop_levels, scale), actions[:, 1])
-        take = np.take(_table(self.take_levels, scale), actions[:, 2])
-        if self.unit == "atr":
-            if atr_fraction is None:
-                raise ValueError('decoding stop and take levels with unit="atr" needs atr_fraction')
-            stop *= atr_fraction
-            take *= atr_fraction
-        return target, stop, take
+        distances = [np.nan if v is None else v * scale for v in (*self.stop_levels, *self.take_levels)]
+        return [*self.levels, *distances]
 
     def action_masks(self, n_envs: int, allow_short: bool) -> np.ndarray:
         """Which choice of each dimension each env may take, for sb3-contrib's MaskablePPO.
@@ -210,7 +236,10 @@ class MultiDiscreteActions(_LevelActions):
 
 
 class BoxActions(_Actions):
-    """A continuous target position in ``[low, high]`` (a fraction of equity); actions outside are clipped."""
+    """A continuous target position in ``[low, high]`` (a fraction of equity); actions outside are clipped.
+
+    No stops or targets: the stop and take distances decode to NaN.
+    """
 
     kind: Literal["box"] = "box"
     low: _Level = Field(-1.0, description="Lowest target position, as a signed fraction of equity.")
@@ -236,37 +265,21 @@ class BoxActions(_Actions):
         """``Box(low, high, shape=(1,), float32)``."""
         return spaces.Box(self.low, self.high, shape=(1,), dtype=np.float32)
 
-    def decode(self, actions: np.ndarray, atr_fraction: np.ndarray | None = None) -> Decoded:
-        """Target positions of N actions, clipped to ``[low, high]``; no stops or targets.
+    def _kernel_header(self) -> list[float]:
+        return [_BOX, 0.0, self.low, self.high, 0, 0, 0]
 
-        :param actions: shape ``(N, 1)`` or ``(N,)`` (``(1,)`` for one env).
-        :param atr_fraction: unused (no stops).
-        :return: target fractions of equity, and all-NaN stop and take distances; float64, shape ``(N,)``.
+    def raise_invalid(self, action: np.ndarray, index: int) -> None:
+        """Raise the ValueError for env ``index``'s non-finite ``action``.
 
         .. note::
-            Policies with a Gaussian head (PPO, A2C) sample outside the bounds; clipping here keeps
-            the position within them whatever the algorithm does.
+            Finite actions outside ``[low, high]`` are clipped, not refused: policies with a Gaussian
+            head (PPO, A2C) sample outside the bounds.
         """
-        target = np.clip(np.asarray(actions, dtype=np.float64).reshape(-1), self.low, self.high)
-        nan = np.full(target.shape, np.nan)
-        return target, nan, nan.copy()
+        raise ValueError(f"action {action.tolist()} of env {index} is not finite")
 
 
 #: An action config, told apart by its ``kind``; use it as a field type in a pydantic model.
 ActionConfig = Annotated[DiscreteActions | MultiDiscreteActions | BoxActions, Field(discriminator="kind")]
-
-
-@cache
-def _table(values: tuple[float | None, ...], scale: float = 1.0) -> np.ndarray:
-    """Read-only lookup table ``values × scale``, NaN for None; cached, as configs are immutable.
-
-    .. note::
-        The tables live here rather than on the (frozen) config so that configs compare and hash by
-        their fields alone.
-    """
-    table = np.array([np.nan if v is None else v * scale for v in values], dtype=np.float64)
-    table.flags.writeable = False
-    return table
 
 
 def _level_mask(levels: tuple[float, ...], allow_short: bool) -> np.ndarray:
@@ -274,8 +287,53 @@ def _level_mask(levels: tuple[float, ...], allow_short: bool) -> np.ndarray:
 
     :raises ValueError: when that leaves none.
     """
-    table = _table(levels)
+    table = np.array(levels, dtype=np.float64)
     allowed = np.ones(table.shape, dtype=bool) if allow_short else table >= 0.0
     if not allowed.any():
         raise ValueError(f"every position level {list(levels)} is short, and shorting is not allowed")
     return allowed
+
+
+@numba.njit(cache=True)
+def _index(value: float, n: float) -> int:
+    """``value`` as an index into a table of ``n``; -1 when it is not a whole number in ``[0, n)``."""
+    if value >= 0 and value < n and value == np.floor(value):
+        return int(value)
+    return -1
+
+
+@numba.njit(cache=True)
+def decode_action(action: np.ndarray, atr_fraction: float, p: np.ndarray) -> tuple[float, float, float, bool]:
+    """One env's action as (target fraction, stop distance, take distance, valid) (compiled).
+
+    :param action: the action's ``width`` numbers, float64.
+    :param atr_fraction: ATR / close of the decision bar (scales distances in ATR units).
+    :param p: the config's :attr:`_Actions.kernel_params`.
+    """
+    nan = np.nan
+    if p[A_KIND] == _BOX:
+        x = action[0]
+        return min(max(x, p[A_LOW]), p[A_HIGH]), nan, nan, bool(np.isfinite(x))
+    level = _index(action[0], p[A_LEVELS])
+    if level < 0:
+        return nan, nan, nan, False
+    target = p[_A_TABLES + level]
+    if p[A_KIND] == _DISCRETE:
+        return target, nan, nan, True
+    stop, take = _index(action[1], p[A_STOPS]), _index(action[2], p[A_TAKES])
+    if stop < 0 or take < 0:
+        return nan, nan, nan, False
+    at = _A_TABLES + int(p[A_LEVELS])
+    scale = atr_fraction if p[A_ATR] else 1.0
+    return target, p[at + stop] * scale, p[at + int(p[A_STOPS]) + take] * scale, True
+
+
+@numba.njit(cache=True)
+def _decode_batch(actions: np.ndarray, atr_fraction: np.ndarray, p: np.ndarray, out: np.ndarray) -> int:
+    """Decode every row into ``out`` ``(3, N)``; the first invalid row's index, or -1."""
+    for i in range(actions.shape[0]):
+        target, stop, take, valid = decode_action(actions[i], atr_fraction[i], p)
+        if not valid:
+            return i
+        out[0, i], out[1, i], out[2, i] = target, stop, take
+    return -1

@@ -1,9 +1,9 @@
 """The batched trading engine shared by the single env (``N = 1``) and the vector env.
 
-:class:`TradingCore` steps N independent episodes over one :class:`~tradelab.env.market.MarketData`
-as numpy arrays of length N: decode the actions, gather each env's execution bar, execute, score,
-advance, observe. There is no Python loop over envs except where an episode resets (its random start)
-or ends (its trade log), so one batch step costs about what one env step costs.
+:class:`TradingCore` steps N independent episodes over one :class:`~tradelab.env.market.MarketData`:
+one call of the compiled :func:`~tradelab.env.kernel.step_batch` decodes the actions, executes, scores,
+advances and observes every env. Python runs per step only for reward components from plugins, and
+per env only where an episode resets (its random start) or ends (its trade log).
 
 Timing. An env deciding at bar ``t`` sees features up to ``t``'s close; its order executes on bar
 ``t + 1`` (``fill="next_open"``) or on bar ``t`` (``fill="close"``), then it decides at ``t + 1``.
@@ -25,18 +25,42 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from tradelab.env import kernel as k
 from tradelab.env.config import EnvConfig
-from tradelab.env.execution import Accounts, BarView, StepEvents, execute_step
+from tradelab.env.execution import (
+    ACCOUNT_FIELDS,
+    BANKRUPT,
+    EQUITY,
+    FEES_PAID,
+    PEAK,
+    REALIZED_PNL,
+    TRADES,
+    UNITS,
+    Accounts,
+    StepEvents,
+)
 from tradelab.env.market import EnvDataError, MarketData
 from tradelab.env.observation import ACCOUNT_FEATURES, ObservationBuilder
-from tradelab.env.rewards import RewardFunction, RewardInputs
+from tradelab.env.rewards import BuiltinComponent, RewardFunction, RewardInputs
 from tradelab.env.trades import FillBuffer
 
 logger = logging.getLogger(__name__)
 
+#: The per-step info of an env: key, state column, and whether the value is a whole number.
+INFO_COLUMNS: tuple[tuple[str, int, bool], ...] = (
+    ("equity", EQUITY, False),
+    ("position", k.POSITION, False),
+    ("units", UNITS, False),
+    ("fees", FEES_PAID, False),
+    ("fills", TRADES, True),
+    ("drawdown", k.DRAWDOWN, False),
+    ("bar", k.BAR, True),
+    ("ts", k.TS, True),
+)
+
 
 class TradingCore:
-    """N trading episodes stepped as one numpy batch.
+    """N trading episodes stepped by one compiled call (see :mod:`tradelab.env.kernel` for the state's columns).
 
     :param market: the prepared bars and features.
     :param config: the env config.
@@ -51,7 +75,7 @@ class TradingCore:
         self.market = market
         self.config = config
         self.n_envs = n_envs
-        self.builder = ObservationBuilder(market.features.values, config.window, n_envs)
+        self.builder = ObservationBuilder(market.features.values, config.window, n_envs, k.HOLDING_SCALE, config.clip)
         #: First and last bar an env may decide at.
         self.first_bar = max(self.builder.first_bar(market.warmup), market.first_row)
         self.last_bar = market.last_row - 1
@@ -62,43 +86,46 @@ class TradingCore:
                 f"{market.dataset} leaves {max(usable, 0)} decision bars after a warm-up of {market.warmup} bars and a "
                 f"window of {config.window} (rows {market.first_row}..{market.last_row}); the episode needs {needed}"
             )
-        self.accounts = Accounts.new(n_envs, config.initial_cash)
-        self.events = StepEvents.new(n_envs)
         self.reward = RewardFunction(config.reward, n_envs)
-        #: Each reward component's value at the last step (0 right after a reset).
-        self.reward_parts = {name: np.zeros(n_envs) for name in self.reward.names}
+        #: Every env's state, one row each (columns: :mod:`tradelab.env.kernel`).
+        self.state = np.zeros((n_envs, k.PARTS + len(self.reward.names)))
+        self.accounts = Accounts(self.state)
+        self.events = StepEvents.new(n_envs)
+        self.fills = FillBuffer(self.state[:, k.FILLS])
+        self.params = k.kernel_params(config, self.reward.components, self.reward.weights)
+        #: The actions of the next step, one row per env (written by :meth:`set_actions` or directly).
+        self.actions = np.zeros((n_envs, config.actions.width))
+        self.obs = self.builder.out
+        self._python_parts = [
+            (k.PARTS + j, component, weight)
+            for j, (component, weight) in enumerate(zip(self.reward.components, self.reward.weights, strict=True))
+            if not isinstance(component, BuiltinComponent)
+        ]
+        state = self.state
+        self._inputs = RewardInputs(
+            equity_prev=state[:, k.EQUITY_PREV],
+            equity=state[:, EQUITY],
+            peak_equity=state[:, PEAK],
+            fees=self.events.fees,
+            units=state[:, UNITS],
+            price=state[:, k.MARK],
+            initial_cash=np.full(n_envs, config.initial_cash),
+            traded_notional=self.events.turnover,
+        )
         # Per env: seed of its episode starts, episodes drawn since, and whether it was ever seeded.
         self._seed = np.zeros(n_envs, dtype=np.uint64)
         self._episodes = np.zeros(n_envs, dtype=np.uint64)
         self._seeded = np.zeros(n_envs, dtype=bool)
-        #: Each env's decision bar, its episode's first and last decision bar, and its steps so far.
-        self.bar = np.zeros(n_envs, dtype=np.int64)
-        self.start = np.zeros(n_envs, dtype=np.int64)
-        self.end = np.zeros(n_envs, dtype=np.int64)
-        self.steps = np.zeros(n_envs, dtype=np.int64)
-        self.episode_reward = np.zeros(n_envs)
-        self.max_drawdown = np.zeros(n_envs)
-        self.fills = FillBuffer(n_envs)
-        self.terminated = np.zeros(n_envs, dtype=bool)
-        self.truncated = np.zeros(n_envs, dtype=bool)
-        zeros = [np.zeros(n_envs) for _ in range(5)]
-        self._view = BarView(*zeros)
-        self._exec_bar = np.zeros(n_envs, dtype=np.int64)
-        self._atr = np.zeros(n_envs)
-        self._equity_prev = np.zeros(n_envs)
-        self._units_prev = np.zeros(n_envs)
-        self._mark = np.zeros(n_envs)  # price the accounts were last marked at
-        acc = self.accounts
-        self._inputs = RewardInputs(
-            equity_prev=self._equity_prev,
-            equity=acc.equity,
-            peak_equity=acc.peak_equity,
-            fees=self.events.fees,
-            units=acc.units,
-            price=self._view.close,
-            initial_cash=np.full(n_envs, config.initial_cash),
-            traded_notional=self.events.turnover,
-        )
+
+    @property
+    def bar(self) -> np.ndarray:
+        """Each env's decision bar, int64 ``(N,)`` (a copy)."""
+        return self.state[:, k.BAR].astype(np.int64)
+
+    @property
+    def start(self) -> np.ndarray:
+        """Each env's first decision bar of its episode, int64 ``(N,)`` (a copy)."""
+        return self.state[:, k.START].astype(np.int64)
 
     def seed(self, seeds: Sequence[int | None]) -> None:
         """Seed the episode starts of each env given an int; envs given None keep their state.
@@ -117,7 +144,7 @@ class TradingCore:
         :param mask: bool array ``(N,)``; an env never seeded is seeded from entropy first.
         :return: the ``(N, size)`` float32 observation buffer.
         """
-        episode = self.config.episode
+        episode, state = self.config.episode, self.state
         if episode.mode == "random":
             fresh = mask & ~self._seeded
             if fresh.any():
@@ -127,77 +154,61 @@ class TradingCore:
             # whatever batch it is in. The top 53 bits make a uniform float in [0, 1).
             draws = _mix(_mix(self._seed[mask]) ^ self._episodes[mask])
             span = self.last_bar - self.first_bar - episode.length + 2
-            offsets = ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * span).astype(np.int64)
+            start = self.first_bar + ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * span).astype(np.int64)
             self._episodes[mask] += np.uint64(1)
-            self.start[mask] = self.first_bar + offsets
-            self.end[mask] = self.start[mask] + episode.length - 1
+            end = start + episode.length - 1
         else:
-            self.start[mask], self.end[mask] = self.first_bar, self.last_bar
-        self.fills.clear(mask)
-        np.copyto(self.bar, self.start, where=mask)
+            start, end = self.first_bar, self.last_bar
+        state[mask, len(ACCOUNT_FIELDS) :] = 0.0
+        state[mask, k.START] = state[mask, k.BAR] = start
+        state[mask, k.END] = end
+        state[mask, k.MARK] = self.market.close[state[mask, k.BAR].astype(np.int64)]
         self.accounts.reset(mask, self.config.initial_cash)
         self.reward.reset(mask)
-        for array in (self.steps, self.episode_reward, self.max_drawdown, *self.reward_parts.values()):
-            np.copyto(array, 0, where=mask)
-        np.copyto(self._mark, np.take(self.market.close, self.bar), where=mask)
-        return self.observe()
+        k.observe_batch(mask, self.market.matrix, self.builder.features, state, self.params, self.obs)
+        return self.obs
+
+    def set_actions(self, actions: Any) -> None:
+        """Write a batch of N actions (an element of the config's batched action space) into :attr:`actions`."""
+        self.actions[...] = np.reshape(actions, self.actions.shape)
+
+    def advance(self) -> int:
+        """Step every env with :attr:`actions` (see :func:`~tradelab.env.kernel.step_batch`).
+
+        :return: the kernel's status bits (``EPISODE_ENDED``).
+        :raises IndexError: for an action outside the action space (ValueError for a non-finite box action);
+            no env is stepped then.
+        """
+        status = k.step_batch(
+            self.actions, self.market.matrix, self.builder.features, self.state, self.events.events, self.fills.log,
+            self.params, self.obs,
+        )  # fmt: skip
+        if status < 0:
+            self.config.actions.raise_invalid(self.actions[-1 - status], -1 - status)
+        if status & k.LOG_FULL:
+            self.fills.grow()
+        for column, component, weight in self._python_parts:
+            values = self.reward.values(component, self._inputs)
+            self.state[:, column] = values
+            self.state[:, k.REWARD] += weight * values
+            self.state[:, k.EPISODE_REWARD] += weight * values
+        return status
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every env one bar.
 
-        :param actions: a batch of N actions in the config's action space (decoded by ``config.actions``).
-        :return: observations ``(N, size)`` float32, rewards ``(N,)`` float64, terminated and truncated ``(N,)``
-            bool; buffers overwritten by the next call.
+        :param actions: a batch of N actions in the config's action space.
+        :return: observations ``(N, size)`` float32 (the buffer, overwritten by the next call), and new arrays of
+            rewards ``(N,)`` float64, terminated and truncated ``(N,)`` bool.
         """
-        market, acc, view = self.market, self.accounts, self._view
-        np.take(market.atr_fraction, self.bar, out=self._atr)
-        target, stop, take = self.config.actions.decode(actions, self._atr)
-        # The order is sent at the decision bar's close, so its volatility is known; it fills on the next bar.
-        np.take(market.vol, self.bar, out=view.vol)
-        np.add(self.bar, self.config.execution.fill == "next_open", out=self._exec_bar)
-        for name in ("open", "high", "low", "close"):
-            np.take(getattr(market, name), self._exec_bar, out=getattr(view, name))
-        np.copyto(self._equity_prev, acc.equity)
-        np.copyto(self._units_prev, acc.units)
-        execute_step(acc, self.config.execution, target, stop, take, view, self.events)
-        np.copyto(self._mark, view.close)
-        if self.events.reason.any():
-            self.fills.append(np.take(market.ts, self._exec_bar), self.events)
-        reward, parts = self.reward(self._inputs)
-        for name, part in parts.items():
-            np.copyto(self.reward_parts[name], part)
-        self.episode_reward += reward
-        self.bar += 1
-        self.steps += 1
-        drawdown = self._drawdown()
-        np.maximum(self.max_drawdown, drawdown, out=self.max_drawdown)
-        np.copyto(self.terminated, acc.bankrupt)
-        if self.config.risk.max_drawdown is not None:
-            self.terminated |= drawdown > self.config.risk.max_drawdown
-        np.greater(self.bar, self.end, out=self.truncated)
-        self.truncated &= ~self.terminated
-        return self.observe(), reward, self.terminated, self.truncated
+        self.set_actions(actions)
+        self.advance()
+        state = self.state
+        return self.obs, state[:, k.REWARD].copy(), state[:, k.TERMINATED] != 0, state[:, k.TRUNCATED] != 0
 
     def observe(self) -> np.ndarray:
-        """Build every env's observation at its decision bar (see :class:`ObservationBuilder`).
-
-        :return: the ``(N, size)`` float32 buffer.
-        """
-        acc = self.accounts
-        equity = np.maximum(acc.equity, 1e-12)  # a bankrupt account (equity 0) shows a zero position
-        held = acc.units * self._mark
-        unrealized = np.nan_to_num(acc.units * (self._mark - acc.entry_price))  # entry is NaN when flat
-        buffer = self.builder.build(
-            self.bar,
-            held / equity,
-            unrealized / equity,
-            acc.equity / self.config.initial_cash - 1.0,
-            self._drawdown(),
-            acc.bars_in_position,
-        )
-        if self.config.clip is not None:
-            np.clip(buffer, -self.config.clip, self.config.clip, out=buffer)
-        return buffer
+        """The ``(N, size)`` float32 observation buffer, as the last reset or step left it."""
+        return self.obs
 
     def infos(self) -> dict[str, Any]:
         """Per-env state as new arrays of shape ``(N,)``, the reward's components under ``reward_parts``.
@@ -206,23 +217,19 @@ class TradingCore:
             (paid this episode), ``fills`` (fills this episode), ``drawdown``, ``bar`` (decision bar index),
             ``ts`` (its open time, epoch ms) and ``reward_parts`` (component name -> last step's value).
         """
-        acc = self.accounts
-        equity = acc.equity.copy()
-        return {
-            "equity": equity,
-            "position": acc.units * self._mark / np.maximum(equity, 1e-12),
-            "units": acc.units.copy(),
-            "fees": acc.fees_paid.copy(),
-            "fills": acc.trades.copy(),
-            "drawdown": self._drawdown(),
-            "bar": self.bar.copy(),
-            "ts": np.take(self.market.ts, self.bar),
-            "reward_parts": {name: part.copy() for name, part in self.reward_parts.items()},
+        state = self.state
+        infos: dict[str, Any] = {
+            key: state[:, column].astype(np.int64) if whole else state[:, column].copy()
+            for key, column, whole in INFO_COLUMNS
         }
+        infos["reward_parts"] = {name: state[:, k.PARTS + j].copy() for j, name in enumerate(self.reward.names)}
+        return infos
 
-    def _drawdown(self) -> np.ndarray:
-        acc = self.accounts
-        return 1.0 - acc.equity / acc.peak_equity
+    def info(self, row: list[float]) -> dict[str, Any]:
+        """One env's info (the keys of :meth:`infos`, as Python numbers) from its state row as a list."""
+        info: dict[str, Any] = {key: int(row[column]) if whole else row[column] for key, column, whole in INFO_COLUMNS}
+        info["reward_parts"] = {name: row[k.PARTS + j] for j, name in enumerate(self.reward.names)}
+        return info
 
     def episode_end(self, index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Summary and trade log of env ``index``'s episode (call at its last step, before resetting it).
@@ -230,28 +237,29 @@ class TradingCore:
         :return: the summary (see the keys below) and the trades (see :meth:`Trade.as_dict`), the open one
             last, marked at the last close.
         """
-        acc, market = self.accounts, self.market
-        trades = self.fills.trades(index, float(self._mark[index]))
-        equity = float(acc.equity[index])
+        row = self.state[index].tolist()
+        trades = self.fills.trades(index, row[k.MARK])
+        equity = row[EQUITY]
         closed = [t for t in trades if t["exit_time"] is not None]
+        ts = self.market.ts
         summary = {
-            "dataset": market.dataset,
-            "start_time": int(market.ts[self.start[index]]),
-            "end_time": int(market.ts[self.bar[index]]),
-            "steps": int(self.steps[index]),
+            "dataset": self.market.dataset,
+            "start_time": int(ts[int(row[k.START])]),
+            "end_time": int(ts[int(row[k.BAR])]),
+            "steps": int(row[k.STEPS]),
             "initial_cash": self.config.initial_cash,
             "final_equity": equity,
             "return": equity / self.config.initial_cash - 1.0,
-            "max_drawdown": float(self.max_drawdown[index]),
-            "fees": float(acc.fees_paid[index]),
-            "realized_pnl": float(acc.realized_pnl[index]),
-            "fills": int(acc.trades[index]),
+            "max_drawdown": row[k.MAX_DRAWDOWN],
+            "fees": row[FEES_PAID],
+            "realized_pnl": row[REALIZED_PNL],
+            "fills": int(row[TRADES]),
             "trades": len(trades),
             "win_rate": sum(t["net_pnl"] > 0 for t in closed) / len(closed) if closed else 0.0,
-            "reward": float(self.episode_reward[index]),
-            "bankrupt": bool(acc.bankrupt[index]),
-            "terminated": bool(self.terminated[index]),
-            "truncated": bool(self.truncated[index]),
+            "reward": row[k.EPISODE_REWARD],
+            "bankrupt": row[BANKRUPT] != 0.0,
+            "terminated": row[k.TERMINATED] != 0.0,
+            "truncated": row[k.TRUNCATED] != 0.0,
         }
         logger.debug("episode of env %d ended: %s", index, summary)
         return summary, trades
@@ -313,20 +321,12 @@ def observation_row(observations: np.ndarray | dict[str, np.ndarray], index: int
     return {key: value[index] for key, value in observations.items()}
 
 
-def env_info(infos: dict[str, Any], index: int) -> dict[str, Any]:
-    """One env's entry of :meth:`TradingCore.infos`, as Python scalars (nested dicts kept)."""
-    return {
-        key: env_info(value, index) if isinstance(value, dict) else value[index].item() for key, value in infos.items()
-    }
-
-
 def render_line(core: TradingCore, index: int) -> str:
     """One text line on env ``index``: its decision bar's time and close, position, equity, drawdown and fills."""
-    acc, bar = core.accounts, int(core.bar[index])
-    when = np.datetime64(int(core.market.ts[bar]), "ms")
-    position = acc.units[index] * core.market.close[bar] / max(acc.equity[index], 1e-12)
+    info = core.info(core.state[index].tolist())
+    bar = info["bar"]
     return (
-        f"{when} close={core.market.close[bar]:.2f} position={position:+.3f} equity={acc.equity[index]:.2f} "
-        f"drawdown={1.0 - acc.equity[index] / acc.peak_equity[index]:.2%} fills={acc.trades[index]} "
-        f"step={core.steps[index]}"
+        f"{np.datetime64(info['ts'], 'ms')} close={core.market.close[bar]:.2f} position={info['position']:+.3f} "
+        f"equity={info['equity']:.2f} drawdown={info['drawdown']:.2%} fills={info['fills']} "
+        f"step={int(core.state[index, k.STEPS])}"
     )

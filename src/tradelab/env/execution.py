@@ -1,9 +1,9 @@
 """The execution model: how a target position becomes fills, fees, stops, liquidations and equity.
 
-Everything here is batched: an :class:`Accounts` holds ``N`` independent accounts as arrays of length
-``N`` (``N = 1`` for the single env) and :func:`execute_step` advances all of them through one bar
-at once, with no Python loop over accounts. Different accounts may be at different bars: the env
-gathers each one's execution bar into a :class:`BarView`.
+The logic is one compiled function per account, :func:`execute_account` (numba, see ADR 0005), that
+the env's step kernel calls for each of its ``N`` accounts (``N = 1`` for the single env). From
+Python, :func:`execute_step` advances an :class:`Accounts` batch through one bar the same way;
+different accounts may be at different bars (:class:`BarView` holds each one's execution bar).
 
 Timing. The agent decides on information up to bar ``t``'s close. With ``fill="next_open"`` (the
 default) the env passes bar ``t + 1`` and the order fills at its open; with ``fill="close"`` (research
@@ -37,8 +37,8 @@ Order of events inside the execution bar, for each account:
    episode. Peak equity and bars in position are updated.
 
 Conventions: prices, cash and equity are in quote currency, ``units`` in base asset (negative when
-short), fractions are plain fractions (``0.01`` = 1 %), all arrays are float64 except the counters
-(int64) and flags (bool). Realised PnL is the price PnL of the units a fill closes, gross of fees
+short), fractions are plain fractions (``0.01`` = 1 %), every value is float64 (counters are whole
+numbers, flags 0 or 1). Realised PnL is the price PnL of the units a fill closes, gross of fees
 (fees are reported apart). After every step ``cash + units × close == equity`` for each account and
 ``fees_paid`` is the sum of the fees its fills were charged.
 """
@@ -46,22 +46,48 @@ short), fractions are plain fractions (``0.01`` = 1 %), all arrays are float64 e
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 from typing import Literal
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 _BPS = 1e-4
 # Trades smaller than this fraction of equity are float residue (e.g. holding a fully invested
 # position leaves ~1e-13 of cash), never real orders.
 _DUST = 1e-9
+
+# Columns of an account row (``Accounts.state``); the env's state rows start with these.
+CASH, UNITS, ENTRY, STOP, TARGET, EQUITY, PEAK, BARS_IN_POSITION, FEES_PAID, REALIZED_PNL, TRADES, BANKRUPT = range(12)
+ACCOUNT_FIELDS = (
+    "cash",
+    "units",
+    "entry_price",
+    "stop_price",
+    "target_price",
+    "equity",
+    "peak_equity",
+    "bars_in_position",
+    "fees_paid",
+    "realized_pnl",
+    "trades",
+    "bankrupt",
+)
+# A step's events per account, a (5, 5) matrix: rows 0-3 one fill per Slot, columns FILL_*; row TOTALS, columns TOTAL_*.
+FILL_UNITS, FILL_PRICE, FILL_FEE, FILL_PNL, FILL_REASON = range(5)
+TOTALS = 4
+TOTAL_FEES, TOTAL_PNL, TOTAL_TURNOVER, TOTAL_BANKRUPTED, TOTAL_OPENED = range(5)
+# The execution parameters, a float64 vector (ExecutionConfig.kernel_params).
+N_EXECUTION_PARAMS = 10
+P_NEXT_OPEN, P_TAKER, P_MAKER, P_VOL_SLIPPAGE, P_SLIPPAGE, P_SLIPPAGE_MULT, P_LOW, P_HIGH, P_MARGIN, P_MIN_TRADE = (
+    range(N_EXECUTION_PARAMS)
+)
 
 
 class LookAheadWarning(UserWarning):
@@ -123,6 +149,23 @@ class ExecutionConfig(BaseModel):
             )
         return self
 
+    @cached_property
+    def kernel_params(self) -> FloatArray:
+        """The settings as the float64 vector :func:`execute_account` reads (indices ``P_*``), read-only."""
+        params = np.zeros(N_EXECUTION_PARAMS)
+        params[P_NEXT_OPEN] = self.fill == "next_open"
+        params[P_TAKER] = self.taker_fee_bps * _BPS
+        params[P_MAKER] = self.maker_fee_bps * _BPS
+        params[P_VOL_SLIPPAGE] = self.slippage == "volatility"
+        params[P_SLIPPAGE] = self.slippage_bps * _BPS
+        params[P_SLIPPAGE_MULT] = self.slippage_vol_mult
+        params[P_LOW] = -self.max_leverage if self.allow_short else 0.0
+        params[P_HIGH] = self.max_leverage
+        params[P_MARGIN] = self.maintenance_margin
+        params[P_MIN_TRADE] = max(self.min_trade_fraction, _DUST)
+        params.flags.writeable = False
+        return params
+
 
 class Reason(IntEnum):
     """Why a fill happened (``StepEvents.reason``)."""
@@ -144,11 +187,14 @@ class Slot(IntEnum):
 
 
 N_SLOTS = len(Slot)
+# Plain ints for the compiled code.
+_OPEN_EXIT, _SIGNAL_SLOT, _BAR_EXIT, _LIQUIDATION_SLOT = (int(slot) for slot in Slot)
+_SIGNAL, _STOP, _TARGET, _LIQUIDATION = (int(r) for r in list(Reason)[1:])
 
 
 @dataclass(slots=True)
 class BarView:
-    """The execution bar of each account, gathered by the env (each account may be at its own bar).
+    """The execution bar of each account (each account may be at its own bar).
 
     :param open: bar open, shape ``(N,)``, quote currency.
     :param high: bar high, ``(N,)``.
@@ -166,36 +212,42 @@ class BarView:
     vol: FloatArray
 
 
-@dataclass(slots=True)
-class Accounts:
-    """``N`` trading accounts as arrays of shape ``(N,)``; :func:`execute_step` updates them in place.
+class _Column:
+    """A named column view of an ``(N, k)`` state matrix: ``obj.state[:, index]``."""
 
-    :param cash: quote currency (negative when borrowing for leverage).
-    :param units: signed position in base asset (negative: short).
-    :param entry_price: size-weighted average entry price; NaN when flat.
-    :param stop_price: stop-loss level; NaN when none.
-    :param target_price: take-profit level; NaN when none.
-    :param equity: ``cash + units × close`` at the last close.
-    :param peak_equity: highest equity at a close since reset.
-    :param bars_in_position: steps the current position has been held, the opening step counting 1; 0 flat.
-    :param fees_paid: fees charged since reset.
-    :param realized_pnl: price PnL of closed units since reset, gross of fees.
-    :param trades: fills since reset.
-    :param bankrupt: the account went bankrupt and is frozen until reset.
+    def __init__(self, index: int, doc: str) -> None:
+        self.index = index
+        self.__doc__ = doc
+
+    def __get__(self, obj: Accounts, owner: type | None = None) -> FloatArray:
+        return obj.state[:, self.index]
+
+
+class Accounts:
+    """``N`` trading accounts, one row each of a float64 matrix that :func:`execute_step` updates in place.
+
+    :param state: matrix ``(N, k)``, ``k >= len(ACCOUNT_FIELDS)``; columns ``CASH … BANKRUPT`` are the
+        account (the env keeps more columns after them). Every field below is a column view of it.
     """
 
-    cash: FloatArray
-    units: FloatArray
-    entry_price: FloatArray
-    stop_price: FloatArray
-    target_price: FloatArray
-    equity: FloatArray
-    peak_equity: FloatArray
-    bars_in_position: IntArray
-    fees_paid: FloatArray
-    realized_pnl: FloatArray
-    trades: IntArray
-    bankrupt: BoolArray
+    FIELDS = ACCOUNT_FIELDS
+    cash = _Column(CASH, "quote currency (negative when borrowing for leverage)")
+    units = _Column(UNITS, "signed position in base asset (negative: short)")
+    entry_price = _Column(ENTRY, "size-weighted average entry price; NaN when flat")
+    stop_price = _Column(STOP, "stop-loss level; NaN when none")
+    target_price = _Column(TARGET, "take-profit level; NaN when none")
+    equity = _Column(EQUITY, "cash + units × close at the last close")
+    peak_equity = _Column(PEAK, "highest equity at a close since reset")
+    bars_in_position = _Column(BARS_IN_POSITION, "steps the position has been held, the opening one counting 1")
+    fees_paid = _Column(FEES_PAID, "fees charged since reset")
+    realized_pnl = _Column(REALIZED_PNL, "price PnL of closed units since reset, gross of fees")
+    trades = _Column(TRADES, "fills since reset")
+    bankrupt = _Column(BANKRUPT, "1 when the account went bankrupt (frozen until reset), else 0")
+
+    def __init__(self, state: FloatArray) -> None:
+        if state.ndim != 2 or state.shape[1] < len(ACCOUNT_FIELDS) or state.dtype != np.float64:
+            raise ValueError(f"state must be a float64 (N, >= {len(ACCOUNT_FIELDS)}) matrix, got {state.shape}")
+        self.state = state
 
     @classmethod
     def new(cls, n: int, initial_cash: float | FloatArray) -> Accounts:
@@ -203,90 +255,67 @@ class Accounts:
 
         :param n: number of accounts.
         :param initial_cash: starting cash, a scalar or an array of shape ``(n,)``.
-        :return: the accounts.
         """
-        accounts = cls(
-            **{
-                f.name: np.zeros(n, dtype=np.bool_ if f.name == "bankrupt" else np.float64)
-                for f in fields(cls)
-                if f.name not in ("bars_in_position", "trades")
-            },
-            bars_in_position=np.zeros(n, dtype=np.int64),
-            trades=np.zeros(n, dtype=np.int64),
-        )
+        accounts = cls(np.zeros((n, len(ACCOUNT_FIELDS))))
         accounts.reset(np.ones(n, dtype=np.bool_), initial_cash)
         return accounts
 
-    def reset(self, mask: BoolArray, initial_cash: float | FloatArray) -> None:
+    def reset(self, mask: npt.NDArray[np.bool_], initial_cash: float | FloatArray) -> None:
         """Reset the accounts in ``mask`` to flat with ``initial_cash``, in place; the others are untouched.
 
         :param mask: which accounts to reset, shape ``(N,)``.
         :param initial_cash: starting cash, a scalar or an array of shape ``(N,)`` (read where ``mask``).
         """
-        for array in (self.cash, self.equity, self.peak_equity):
-            np.copyto(array, initial_cash, where=mask)
-        for array in (self.units, self.fees_paid, self.realized_pnl, self.bars_in_position, self.trades):
-            np.copyto(array, 0, where=mask)
-        for array in (self.entry_price, self.stop_price, self.target_price):
-            np.copyto(array, np.nan, where=mask)
-        np.copyto(self.bankrupt, False, where=mask)
+        rows = self.state[mask, : len(ACCOUNT_FIELDS)]
+        rows[:] = 0.0
+        rows[:, [ENTRY, STOP, TARGET]] = np.nan
+        cash = np.asarray(initial_cash, dtype=np.float64)
+        for column in (CASH, EQUITY, PEAK):
+            rows[:, column] = cash if cash.ndim == 0 else cash[mask]
+        self.state[mask, : len(ACCOUNT_FIELDS)] = rows
 
 
-@dataclass(slots=True)
+class _EventView:
+    """A named view of the ``(N, 5, 5)`` events tensor: ``obj.events[:, rows, column]``."""
+
+    def __init__(self, rows: slice | int, column: int, doc: str) -> None:
+        self.rows, self.column = rows, column
+        self.__doc__ = doc
+
+    def __get__(self, obj: StepEvents, owner: type | None = None) -> FloatArray:
+        return obj.events[:, self.rows, self.column]
+
+
+_SLOTS = slice(0, N_SLOTS)
+
+
 class StepEvents:
-    """What :func:`execute_step` did in one step; overwritten by every call (allocate once, reuse).
+    """What one step did to each account; overwritten by every step (allocate once, reuse).
 
-    Per-fill arrays have shape ``(N, N_SLOTS)``, one column per :class:`Slot`; a slot without a fill
-    has ``reason == 0``, zero units, fee and PnL, and a NaN price.
-
-    :param units: signed units traded (positive: bought).
-    :param price: fill price, quote currency.
-    :param fee: fee charged, quote currency.
-    :param pnl: realised price PnL of the units the fill closed, gross of fees.
-    :param reason: :class:`Reason` code (int8).
-    :param fees: total fee of the step, ``(N,)``.
-    :param realized_pnl: total realised PnL of the step, ``(N,)``.
-    :param turnover: traded notional of the step, ``(N,)``, quote currency.
-    :param bankrupted: the account went bankrupt in this step, ``(N,)``.
-    :param opened: a position was opened or reversed by this step's rebalance, ``(N,)``.
+    :param events: tensor ``(N, 5, 5)``: for each account, rows 0-3 are one fill per :class:`Slot`
+        (columns ``FILL_*``) and row 4 the step's totals (columns ``TOTAL_*``). A slot without a fill
+        has reason 0, zero units, fee and PnL, and a NaN price. Every field below is a view of it.
     """
 
-    units: FloatArray
-    price: FloatArray
-    fee: FloatArray
-    pnl: FloatArray
-    reason: npt.NDArray[np.int8]
-    fees: FloatArray
-    realized_pnl: FloatArray
-    turnover: FloatArray
-    bankrupted: BoolArray
-    opened: BoolArray
+    FIELDS = ("units", "price", "fee", "pnl", "reason", "fees", "realized_pnl", "turnover", "bankrupted", "opened")
+    units = _EventView(_SLOTS, FILL_UNITS, "signed units traded (positive: bought), (N, slots)")
+    price = _EventView(_SLOTS, FILL_PRICE, "fill price, quote currency, (N, slots)")
+    fee = _EventView(_SLOTS, FILL_FEE, "fee charged, quote currency, (N, slots)")
+    pnl = _EventView(_SLOTS, FILL_PNL, "realised price PnL of the units the fill closed, gross of fees, (N, slots)")
+    reason = _EventView(_SLOTS, FILL_REASON, "Reason code, (N, slots)")
+    fees = _EventView(TOTALS, TOTAL_FEES, "total fee of the step, (N,)")
+    realized_pnl = _EventView(TOTALS, TOTAL_PNL, "total realised PnL of the step, (N,)")
+    turnover = _EventView(TOTALS, TOTAL_TURNOVER, "traded notional of the step, quote currency, (N,)")
+    bankrupted = _EventView(TOTALS, TOTAL_BANKRUPTED, "1 where the account went bankrupt in this step, (N,)")
+    opened = _EventView(TOTALS, TOTAL_OPENED, "1 where the rebalance opened or reversed a position, (N,)")
+
+    def __init__(self, events: FloatArray) -> None:
+        self.events = events
 
     @classmethod
     def new(cls, n: int) -> StepEvents:
-        """Buffers for ``n`` accounts.
-
-        :param n: number of accounts.
-        :return: zeroed buffers.
-        """
-        per_fill = {name: np.zeros((n, N_SLOTS)) for name in ("units", "price", "fee", "pnl")}
-        return cls(
-            **per_fill,
-            reason=np.zeros((n, N_SLOTS), dtype=np.int8),
-            fees=np.zeros(n),
-            realized_pnl=np.zeros(n),
-            turnover=np.zeros(n),
-            bankrupted=np.zeros(n, dtype=np.bool_),
-            opened=np.zeros(n, dtype=np.bool_),
-        )
-
-    def clear(self) -> None:
-        """Forget the previous step."""
-        for array in (self.units, self.fee, self.pnl, self.reason, self.fees, self.realized_pnl, self.turnover):
-            array.fill(0)
-        self.price.fill(np.nan)
-        self.bankrupted.fill(False)
-        self.opened.fill(False)
+        """Buffers for ``n`` accounts."""
+        return cls(np.zeros((n, N_SLOTS + 1, 5)))
 
 
 def execute_step(
@@ -298,7 +327,49 @@ def execute_step(
     bar: BarView,
     out: StepEvents,
 ) -> None:
-    """Advance every account through its execution bar (see the module docstring for the order of events).
+    """Advance every account through its execution bar (see the module docstring and :func:`execute_account`).
+
+    :param accounts: the accounts, updated in place.
+    :param cfg: execution settings.
+    :param target_fraction: desired position as a signed fraction of equity, ``(N,)``; finite.
+    :param stop_distance: stop-loss distance from the entry fill price as a fraction of it, ``(N,)``; NaN: none.
+    :param take_distance: take-profit distance from the entry fill price as a fraction of it, ``(N,)``; NaN: none.
+    :param bar: each account's execution bar.
+    :param out: filled with what happened.
+    :raises ValueError: for a non-finite target.
+    """
+    if not np.isfinite(target_fraction).all():
+        raise ValueError(f"target fractions must be finite, got {target_fraction}")
+    _execute_batch(
+        accounts.state,
+        out.events,
+        cfg.kernel_params,
+        np.stack([target_fraction, stop_distance, take_distance, bar.open, bar.high, bar.low, bar.close, bar.vol]),
+    )
+
+
+@numba.njit(cache=True)
+def _execute_batch(state: FloatArray, events: FloatArray, params: FloatArray, inputs: FloatArray) -> None:
+    for i in range(state.shape[0]):
+        x = inputs[:, i]
+        execute_account(state[i], events[i], params, x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
+
+
+@numba.njit(cache=True)
+def execute_account(
+    a: FloatArray,
+    ev: FloatArray,
+    p: FloatArray,
+    target: float,
+    stop_distance: float,
+    take_distance: float,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    vol: float,
+) -> None:
+    """Advance one account through its execution bar (compiled; the order of events is the module docstring's).
 
     The rebalance is sized with the fee inside: valued at the fill price ``p``, with ``E`` the equity
     before the trade, ``y`` the position notional before and ``x`` after, the order solves
@@ -306,17 +377,16 @@ def execute_step(
     × taker × f)`` for a buy (``s = +1``) or a sell (``s = -1``). Buying with all cash ``C`` thus gets
     ``C / ((1 + taker) × p)`` units and spends exactly ``C``.
 
-    :param accounts: the accounts, updated in place.
-    :param cfg: execution settings.
-    :param target_fraction: desired position as a signed fraction of equity, ``(N,)``; finite. Clipped
-        to ``[-max_leverage, max_leverage]`` (``[0, max_leverage]`` without shorting).
-    :param stop_distance: stop-loss distance from the entry fill price as a fraction of it, ``(N,)``;
-        NaN: no stop. Read only where a position opens or reverses.
-    :param take_distance: take-profit distance from the entry fill price as a fraction of it, ``(N,)``;
-        NaN: no target. Read only where a position opens or reverses.
-    :param bar: each account's execution bar: the bar after the decision with ``fill="next_open"``,
-        the decision bar itself with ``fill="close"``.
-    :param out: filled with what happened (cleared first).
+    :param a: the account row (columns ``CASH … BANKRUPT``), updated in place.
+    :param ev: the account's ``(5, 5)`` events matrix, overwritten.
+    :param p: :attr:`ExecutionConfig.kernel_params`.
+    :param target: desired position as a signed fraction of equity, finite; clipped to
+        ``[-max_leverage, max_leverage]`` (``[0, max_leverage]`` without shorting).
+    :param stop_distance: stop distance from the entry fill as a fraction of it (NaN: none); read only
+        when a position opens or reverses.
+    :param take_distance: take-profit distance, likewise.
+    :param open_: the execution bar's open (``high``, ``low``, ``close`` likewise).
+    :param vol: the decision bar's relative range, for volatility slippage.
 
     .. note::
         A rebalance is skipped when its notional at the undisturbed price (open or close, before slippage
@@ -328,183 +398,155 @@ def execute_step(
         Bankrupt accounts are frozen (nothing fills, equity stays 0) until :meth:`Accounts.reset`.
         An account whose equity at the rebalance price is ``<= 0`` can only go flat.
     """
-    out.clear()
-    active = ~accounts.bankrupt
-    taker = cfg.taker_fee_bps * _BPS
-    maker = cfg.maker_fee_bps * _BPS
-    slip: float | FloatArray = cfg.slippage_bps * _BPS if cfg.slippage == "fixed" else cfg.slippage_vol_mult * bar.vol
-    low_bound = -cfg.max_leverage if cfg.allow_short else 0.0
-    target = np.clip(target_fraction, low_bound, cfg.max_leverage)
-
-    gapped = _exit_at_levels(accounts, bar.open, bar.open, slip, taker, maker, Slot.OPEN_EXIT, out)
-    if cfg.fill == "next_open":
-        _rebalance(accounts, cfg, active & ~gapped, target, stop_distance, take_distance, bar.open, slip, taker, out)
-        _exit_at_levels(accounts, bar.low, bar.high, slip, taker, maker, Slot.BAR_EXIT, out)
+    ev[:, :] = 0.0
+    ev[:N_SLOTS, FILL_PRICE] = np.nan
+    active = a[BANKRUPT] == 0.0
+    taker, maker = p[P_TAKER], p[P_MAKER]
+    slip = p[P_SLIPPAGE_MULT] * vol if p[P_VOL_SLIPPAGE] else p[P_SLIPPAGE]
+    target = min(max(target, p[P_LOW]), p[P_HIGH])
+    gapped = _exit_at_levels(a, ev, open_, open_, slip, taker, maker, _OPEN_EXIT)
+    if p[P_NEXT_OPEN]:
+        if active and not gapped:
+            _rebalance(a, ev, p, target, stop_distance, take_distance, open_, slip)
+        _exit_at_levels(a, ev, low, high, slip, taker, maker, _BAR_EXIT)
     else:
-        _exit_at_levels(accounts, bar.low, bar.high, slip, taker, maker, Slot.BAR_EXIT, out)
-        _rebalance(accounts, cfg, active, target, stop_distance, take_distance, bar.close, slip, taker, out)
-    _mark_to_close(accounts, cfg, bar.close, slip, taker, out)
+        _exit_at_levels(a, ev, low, high, slip, taker, maker, _BAR_EXIT)
+        if active:
+            _rebalance(a, ev, p, target, stop_distance, take_distance, close, slip)
+    _mark_to_close(a, ev, p, close, slip)
 
 
+@numba.njit(cache=True)
 def _exit_at_levels(
-    acc: Accounts,
-    adverse_for_long: FloatArray,
-    favourable_for_long: FloatArray,
-    slip: float | FloatArray,
+    a: FloatArray,
+    ev: FloatArray,
+    adverse_for_long: float,
+    favourable_for_long: float,
+    slip: float,
     taker: float,
     maker: float,
-    slot: Slot,
-    out: StepEvents,
-) -> BoolArray:
-    """Close positions whose stop or target the given prices reach; the stop wins when both do.
+    slot: int,
+) -> bool:
+    """Close the position if the given prices reach its stop or target, the stop first; True when it exits.
 
-    At the open both price arguments are the open, and fills happen there (the gap); inside the bar
-    they are the low and high, and fills happen at the levels.
-
-    :return: which accounts exited, ``(N,)``.
+    At the open both prices are the open, and the fill happens there (the gap); inside the bar they
+    are the low and high, and the fill happens at the level.
     """
-    side = np.sign(acc.units)
-    long = side > 0
-    adverse = np.where(long, adverse_for_long, favourable_for_long)
-    favourable = np.where(long, favourable_for_long, adverse_for_long)
-    # NaN levels (none set, or flat) compare False.
-    stop_hit = side * (acc.stop_price - adverse) >= 0
-    target_hit = (side * (favourable - acc.target_price) >= 0) & ~stop_hit
-    if not (stop_hit.any() or target_hit.any()):
-        return stop_hit
-    at_open = slot == Slot.OPEN_EXIT
-    # A gap fills at the open, which is beyond the level; inside the bar the level itself trades.
-    stop_price = adverse if at_open else acc.stop_price
-    target_price = favourable if at_open else acc.target_price
-    price = np.where(stop_hit, stop_price * (1.0 - side * slip), target_price)
-    fee_rate = np.where(stop_hit, taker, maker)
-    reason = np.where(stop_hit, Reason.STOP, Reason.TARGET)
-    exited = stop_hit | target_hit
-    _close_positions(acc, exited, price, fee_rate, reason, slot, out)
-    return exited
+    side = np.sign(a[UNITS])
+    if side == 0.0:
+        return False
+    adverse = adverse_for_long if side > 0 else favourable_for_long
+    favourable = favourable_for_long if side > 0 else adverse_for_long
+    # NaN levels (none set) compare False.
+    stop_hit = side * (a[STOP] - adverse) >= 0
+    target_hit = side * (favourable - a[TARGET]) >= 0
+    at_open = slot == _OPEN_EXIT
+    if stop_hit:
+        price = adverse if at_open else a[STOP]
+        _close_position(a, ev, price * (1.0 - side * slip), taker, _STOP, slot)
+    elif target_hit:
+        # A gap fills at the open, which is beyond the level; inside the bar the level itself trades.
+        _close_position(a, ev, favourable if at_open else a[TARGET], maker, _TARGET, slot)
+    return stop_hit or target_hit
 
 
-def _close_positions(
-    acc: Accounts,
-    mask: BoolArray,
-    price: FloatArray,
-    fee_rate: float | FloatArray,
-    reason: Reason | npt.NDArray[np.int64],
-    slot: Slot,
-    out: StepEvents,
-) -> None:
-    """Sell (or buy back) the whole position of the accounts in ``mask`` at ``price``."""
-    fill = np.where(mask, price, 0.0)
-    traded = np.where(mask, -acc.units, 0.0)
-    notional = np.abs(traded) * fill
+@numba.njit(cache=True)
+def _close_position(a: FloatArray, ev: FloatArray, price: float, fee_rate: float, reason: int, slot: int) -> None:
+    """Sell (or buy back) the whole position at ``price``."""
+    units = a[UNITS]
+    traded = -units
+    notional = abs(traded) * price
     fee = notional * fee_rate
-    pnl = np.where(mask, acc.units * (fill - acc.entry_price), 0.0)
-    acc.cash -= traded * fill + fee
-    _record(out, slot, mask, traded, price, fee, pnl, notional, reason)
-    np.copyto(acc.units, 0.0, where=mask)
-    for level in (acc.entry_price, acc.stop_price, acc.target_price):
-        np.copyto(level, np.nan, where=mask)
+    a[CASH] -= traded * price + fee
+    _record(ev, slot, traded, price, fee, units * (price - a[ENTRY]), notional, reason)
+    a[UNITS] = 0.0
+    a[ENTRY] = a[STOP] = a[TARGET] = np.nan
 
 
+@numba.njit(cache=True)
 def _rebalance(
-    acc: Accounts,
-    cfg: ExecutionConfig,
-    active: BoolArray,
-    target: FloatArray,
-    stop_distance: FloatArray,
-    take_distance: FloatArray,
-    price: FloatArray,
-    slip: float | FloatArray,
-    taker: float,
-    out: StepEvents,
+    a: FloatArray,
+    ev: FloatArray,
+    p: FloatArray,
+    target: float,
+    stop_distance: float,
+    take_distance: float,
+    price: float,
+    slip: float,
 ) -> None:
-    """Move each active account's position to ``target × equity`` with one market order at ``price``."""
-    units = acc.units
-    equity = acc.cash + units * price
-    target = np.where(active & (equity > 0), target, 0.0)
+    """Move the position to ``target × equity`` with one market order at ``price``."""
+    units, cash, taker = a[UNITS], a[CASH], p[P_TAKER]
+    equity = cash + units * price
+    if not equity > 0:
+        target = 0.0
     gap = target * equity - units * price  # notional to trade, before costs, at the undisturbed price
-    wanted_trade = active & (gap != 0) & ((np.abs(gap) >= max(cfg.min_trade_fraction, _DUST) * equity) | (target == 0))
-    if not wanted_trade.any():
+    if gap == 0 or (abs(gap) < p[P_MIN_TRADE] * equity and target != 0):
         return
     side = np.sign(gap)  # +1 buy, -1 sell
     fill = price * (1.0 + side * slip)
     held = units * fill
-    equity_at_fill = acc.cash + held
-    wanted = target * (equity_at_fill + side * taker * held) / (1.0 + side * taker * target)
+    wanted = target * (cash + held + side * taker * held) / (1.0 + side * taker * target)
     new_units = wanted / fill
     traded = new_units - units
-    # Slippage can flip the direction of a trade within a hair of nothing: such a trade is dropped.
-    trade = wanted_trade & (side * traded > 0)
-    traded = np.where(trade, traded, 0.0)
-    new_units = np.where(trade, new_units, units)
-    notional = np.abs(traded) * fill
+    if not side * traded > 0:  # slippage can flip a trade within a hair of nothing: dropped
+        return
+    notional = abs(traded) * fill
     fee = notional * taker
-    old_side = np.sign(units)
-    new_side = np.sign(new_units)
-    closed = np.where(old_side * traded < 0, np.minimum(np.abs(traded), np.abs(units)), 0.0)
-    pnl = np.where(closed > 0, closed * old_side * (fill - acc.entry_price), 0.0)
-    acc.cash -= traded * fill + fee
-    _record(out, Slot.SIGNAL, trade, traded, fill, fee, pnl, notional, Reason.SIGNAL)
-
-    opened = trade & (new_side != 0) & (new_side != old_side)
-    added = trade & (new_side == old_side) & (np.abs(new_units) > np.abs(units))
-    if added.any():
-        average = (units * acc.entry_price + traded * fill) / np.where(added, new_units, 1.0)
-        np.copyto(acc.entry_price, average, where=added)
-    flat = new_side == 0
-    np.copyto(acc.entry_price, fill, where=opened)
-    np.copyto(acc.stop_price, fill * (1.0 - new_side * stop_distance), where=opened)
-    np.copyto(acc.target_price, fill * (1.0 + new_side * take_distance), where=opened)
-    for level in (acc.entry_price, acc.stop_price, acc.target_price):
-        np.copyto(level, np.nan, where=flat)
-    units[:] = new_units
-    out.opened |= opened
+    old_side, new_side = np.sign(units), np.sign(new_units)
+    pnl = 0.0
+    if old_side * traded < 0:
+        pnl = min(abs(traded), abs(units)) * old_side * (fill - a[ENTRY])
+    a[CASH] = cash - (traded * fill + fee)
+    _record(ev, _SIGNAL_SLOT, traded, fill, fee, pnl, notional, _SIGNAL)
+    if new_side == 0:
+        a[ENTRY] = a[STOP] = a[TARGET] = np.nan
+    elif new_side != old_side:  # opened or reversed: levels from this fill
+        a[ENTRY] = fill
+        a[STOP] = fill * (1.0 - new_side * stop_distance)
+        a[TARGET] = fill * (1.0 + new_side * take_distance)
+        ev[TOTALS, TOTAL_OPENED] = 1.0
+    elif abs(new_units) > abs(units):  # added: size-weighted entry, levels kept
+        a[ENTRY] = (units * a[ENTRY] + traded * fill) / new_units
+    a[UNITS] = new_units
 
 
-def _mark_to_close(
-    acc: Accounts, cfg: ExecutionConfig, close: FloatArray, slip: float | FloatArray, taker: float, out: StepEvents
-) -> None:
-    """Mark at the close, liquidate under-margined positions, flag bankruptcies, update the running stats."""
-    notional = acc.units * close
-    equity = acc.cash + notional
-    liquidate = (acc.units != 0) & ((equity < cfg.maintenance_margin * np.abs(notional)) | (equity <= 0))
-    if liquidate.any():
-        side = np.sign(acc.units)
-        _close_positions(acc, liquidate, close * (1.0 - side * slip), taker, Reason.LIQUIDATION, Slot.LIQUIDATION, out)
-        equity = acc.cash + acc.units * close
-    bankrupted = (equity <= 0) & ~acc.bankrupt
-    if bankrupted.any():
-        np.copyto(acc.cash, 0.0, where=bankrupted)
-        np.copyto(equity, 0.0, where=bankrupted)
-        acc.bankrupt |= bankrupted
-        out.bankrupted[:] = bankrupted
-    acc.equity[:] = equity
-    np.maximum(acc.peak_equity, equity, out=acc.peak_equity)
-    acc.fees_paid += out.fees
-    acc.realized_pnl += out.realized_pnl
-    acc.trades += np.count_nonzero(out.reason, axis=1)
-    acc.bars_in_position += 1
-    np.copyto(acc.bars_in_position, 1, where=out.opened)
-    np.copyto(acc.bars_in_position, 0, where=acc.units == 0)
+@numba.njit(cache=True)
+def _mark_to_close(a: FloatArray, ev: FloatArray, p: FloatArray, close: float, slip: float) -> None:
+    """Mark at the close, liquidate an under-margined position, flag bankruptcy, update the running stats."""
+    notional = a[UNITS] * close
+    equity = a[CASH] + notional
+    if a[UNITS] != 0 and (equity < p[P_MARGIN] * abs(notional) or equity <= 0):
+        side = np.sign(a[UNITS])
+        _close_position(a, ev, close * (1.0 - side * slip), p[P_TAKER], _LIQUIDATION, _LIQUIDATION_SLOT)
+        equity = a[CASH] + a[UNITS] * close
+    if equity <= 0 and a[BANKRUPT] == 0.0:
+        a[CASH] = equity = 0.0
+        a[BANKRUPT] = 1.0
+        ev[TOTALS, TOTAL_BANKRUPTED] = 1.0
+    a[EQUITY] = equity
+    a[PEAK] = max(a[PEAK], equity)
+    a[FEES_PAID] += ev[TOTALS, TOTAL_FEES]
+    a[REALIZED_PNL] += ev[TOTALS, TOTAL_PNL]
+    for slot in range(N_SLOTS):
+        a[TRADES] += ev[slot, FILL_REASON] != 0
+    if a[UNITS] == 0:
+        a[BARS_IN_POSITION] = 0.0
+    elif ev[TOTALS, TOTAL_OPENED]:
+        a[BARS_IN_POSITION] = 1.0
+    else:
+        a[BARS_IN_POSITION] += 1.0
 
 
+@numba.njit(cache=True)
 def _record(
-    out: StepEvents,
-    slot: Slot,
-    mask: BoolArray,
-    traded: FloatArray,
-    price: FloatArray,
-    fee: FloatArray,
-    pnl: FloatArray,
-    notional: FloatArray,
-    reason: Reason | npt.NDArray[np.int64],
+    ev: FloatArray, slot: int, traded: float, price: float, fee: float, pnl: float, notional: float, reason: int
 ) -> None:
-    """Write one slot's fills (``traded``, ``fee``, ``pnl`` and ``notional`` are already 0 off ``mask``)."""
-    out.units[:, slot] = traded
-    np.copyto(out.price[:, slot], price, where=mask)
-    out.fee[:, slot] = fee
-    out.pnl[:, slot] = pnl
-    np.copyto(out.reason[:, slot], reason, where=mask)
-    out.fees += fee
-    out.realized_pnl += pnl
-    out.turnover += notional
+    """Write one slot's fill and add it to the step's totals."""
+    ev[slot, FILL_UNITS] = traded
+    ev[slot, FILL_PRICE] = price
+    ev[slot, FILL_FEE] = fee
+    ev[slot, FILL_PNL] = pnl
+    ev[slot, FILL_REASON] = reason
+    ev[TOTALS, TOTAL_FEES] += fee
+    ev[TOTALS, TOTAL_PNL] += pnl
+    ev[TOTALS, TOTAL_TURNOVER] += notional

@@ -47,6 +47,8 @@ class MarketData:
     :param first_row: first bar episodes may use (the split segment's first bar, else 0).
     :param last_row: last bar episodes may use (inclusive).
     :param dataset: description of the data, with its version when known (for logs and summaries).
+    :param matrix: float64 ``(bars, 7)``: open, high, low, close, vol, atr_fraction and ts (exact as a
+        float below 2**53), the rows the compiled step reads (columns ``M_*`` of :mod:`tradelab.env.kernel`).
     """
 
     open: np.ndarray
@@ -61,6 +63,7 @@ class MarketData:
     first_row: int
     last_row: int
     dataset: str
+    matrix: np.ndarray
 
     @property
     def n_bars(self) -> int:
@@ -134,6 +137,7 @@ class MarketData:
         features = FeaturePipeline(config.features, registry=registry).compute(bars, dataset_hash)
         high, low, close = bars["high"], bars["low"], bars["close"]
         atr_fraction = talib.ATR(high, low, close, timeperiod=config.atr_period) / close
+        vol = (high - low) / close
         first_row, last_row = _segment(frame, config)
         logger.info(
             "market data %s: %d bars, %d feature columns, warm-up %d, episodes in rows %d..%d",
@@ -152,11 +156,12 @@ class MarketData:
             ts=bars[TS],
             features=features,
             atr_fraction=atr_fraction,
-            vol=(high - low) / close,
+            vol=vol,
             warmup=max(features.warmup, config.atr_period),
             first_row=first_row,
             last_row=last_row,
             dataset=name,
+            matrix=np.column_stack([bars["open"], high, low, close, vol, atr_fraction, bars[TS]]),
         )
 
 

@@ -1,43 +1,50 @@
-"""Observations: a window of the last W feature rows plus the account state, gathered for N envs at once.
+"""Observations: a window of the last W feature rows plus the account state, written for N envs at once.
 
 The feature matrix is computed once (see :mod:`tradelab.tools.features`); building an observation is
-one gather of W×F float32 values per env into a preallocated buffer.
-The window that ends at bar ``t`` holds rows ``t - W + 1 … t``: nothing after the bar the agent decides on.
+one compiled copy of W×F float32 values per env into a preallocated buffer (:func:`write_observation`,
+which the env's step kernel calls too). The window that ends at bar ``t`` holds rows ``t - W + 1 … t``:
+nothing after the bar the agent decides on.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 #: The account state appended to every observation, in this order.
 ACCOUNT_FEATURES = ("position", "unrealized_pnl", "equity_change", "drawdown", "bars_in_position")
 
 
 class ObservationBuilder:
-    """Gathers ``(window, features)`` market windows and account state into flat float32 observations.
+    """Writes ``(window, features)`` market windows and account state into flat float32 observations.
 
     :param features: float32 matrix of shape ``(bars, F)``, finite from row ``first_bar - window + 1`` on.
     :param window: W, the number of bars in each observation.
     :param n_envs: N, the batch size the output buffer is sized for.
     :param holding_scale: bars in position are divided by this, so the value stays near [0, 1].
+    :param clip: clip every value to ``[-clip, clip]``; None leaves them as they are.
     """
 
-    def __init__(self, features: np.ndarray, window: int, n_envs: int = 1, holding_scale: float = 1440.0) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        window: int,
+        n_envs: int = 1,
+        holding_scale: float = 1440.0,
+        clip: float | None = None,
+    ) -> None:
         if features.dtype != np.float32 or features.ndim != 2:
             raise ValueError(f"features must be a 2-D float32 matrix, got {features.dtype} {features.shape}")
         if not 1 <= window <= features.shape[0]:
             raise ValueError(f"window must be between 1 and the number of bars ({features.shape[0]}), got {window}")
+        self.features = np.ascontiguousarray(features)
         self.window = window
         self.n_features = features.shape[1]
-        # (bars - W + 1, W, F) view: row i is the window ending at bar i + W - 1. No copy.
-        self._windows = sliding_window_view(features, window, axis=0).transpose(0, 2, 1)
         self.market_size = window * self.n_features
         self.size = self.market_size + len(ACCOUNT_FEATURES)
         self.holding_scale = holding_scale
+        self.clip = clip
         self.out = np.zeros((n_envs, self.size), dtype=np.float32)
-        self._market = self.out[:, : self.market_size].reshape(n_envs, window, self.n_features)
-        self._index = np.zeros(n_envs, dtype=np.intp)
 
     def first_bar(self, warmup: int) -> int:
         """The first bar whose window holds no warm-up row."""
@@ -61,13 +68,54 @@ class ObservationBuilder:
         :param drawdown: 1 - equity / peak equity (>= 0), shape (N,).
         :param bars_in_position: bars since the position was opened, shape (N,).
         """
-        np.subtract(bar, self.window - 1, out=self._index, casting="unsafe")
-        # Fancy indexing gathers only the N windows (np.take on this strided view would copy all of it first).
-        self._market[...] = self._windows[self._index]
-        account = self.out[:, self.market_size :]
-        account[:, 0] = position
-        account[:, 1] = unrealized_pnl
-        account[:, 2] = equity_change
-        account[:, 3] = drawdown
-        np.divide(bars_in_position, self.holding_scale, out=account[:, 4], casting="unsafe")
+        account = np.stack([position, unrealized_pnl, equity_change, drawdown, bars_in_position / self.holding_scale])
+        clip = np.nan if self.clip is None else self.clip
+        _build_batch(self.out, self.features, np.asarray(bar, dtype=np.int64), self.window, account, clip)
         return self.out
+
+
+@numba.njit(cache=True)
+def write_observation(
+    out: np.ndarray,
+    features: np.ndarray,
+    bar: int,
+    window: int,
+    position: float,
+    unrealized_pnl: float,
+    equity_change: float,
+    drawdown: float,
+    holding: float,
+    clip: float,
+) -> None:
+    """Write one env's observation into ``out`` (float32, ``(W × F + 5,)``) (compiled).
+
+    :param bar: the decision bar; the window is rows ``bar - window + 1 … bar``.
+    :param holding: bars in position divided by the holding scale.
+    :param clip: the bound of every value; NaN for none.
+    """
+    n_features = features.shape[1]
+    k = 0
+    for row in range(bar - window + 1, bar + 1):
+        for column in range(n_features):
+            out[k] = features[row, column]
+            k += 1
+    out[k] = position
+    out[k + 1] = unrealized_pnl
+    out[k + 2] = equity_change
+    out[k + 3] = drawdown
+    out[k + 4] = holding
+    if clip == clip:  # not NaN
+        for j in range(out.shape[0]):
+            if out[j] > clip:
+                out[j] = clip
+            elif out[j] < -clip:
+                out[j] = -clip
+
+
+@numba.njit(cache=True)
+def _build_batch(
+    out: np.ndarray, features: np.ndarray, bar: np.ndarray, window: int, account: np.ndarray, clip: float
+) -> None:
+    for i in range(out.shape[0]):
+        a = account[:, i]
+        write_observation(out[i], features, bar[i], window, a[0], a[1], a[2], a[3], a[4], clip)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,20 +122,88 @@ class RewardComponent(ABC):
         """
 
 
-def _floored(equity: np.ndarray, initial_cash: np.ndarray) -> np.ndarray:
-    """``equity`` floored at :data:`EQUITY_FLOOR` × ``initial_cash`` (a new array)."""
-    return np.maximum(equity, EQUITY_FLOOR * initial_cash)
+# Kernel ids of the built-in components (BuiltinComponent.kernel_id); the env's step kernel computes them inline.
+LOG_RETURN, PNL, DRAWDOWN, COST, HOLDING, DIFFERENTIAL_SHARPE = range(6)
 
 
-def _log_return(step: RewardInputs, out: np.ndarray) -> np.ndarray:
-    """``ln(equity / equity_prev)`` into ``out``, both equities floored (see :data:`EQUITY_FLOOR`)."""
-    np.log(_floored(step.equity, step.initial_cash), out=out)
-    out -= np.log(_floored(step.equity_prev, step.initial_cash))
-    return out
+@numba.njit(cache=True)
+def builtin_value(
+    kind: int,
+    eta: float,
+    equity_prev: float,
+    equity: float,
+    peak_equity: float,
+    fees: float,
+    units: float,
+    price: float,
+    initial_cash: float,
+    moments: np.ndarray,
+) -> float:
+    """One env's value of the built-in component ``kind`` (compiled; see each component's docstring).
+
+    :param kind: a kernel id (``LOG_RETURN`` … ``DIFFERENTIAL_SHARPE``).
+    :param eta: the differential Sharpe ratio's adaptation rate (ignored by the others).
+    :param moments: the env's running moments ``[A, B]`` of the differential Sharpe ratio, updated in
+        place by that component (ignored by the others).
+    """
+    floor = EQUITY_FLOOR * initial_cash
+    if kind == PNL:
+        return (equity - equity_prev) / initial_cash
+    if kind == DRAWDOWN:
+        return min(equity - equity_prev, 0.0) / peak_equity
+    if kind == COST:
+        return -(fees / max(equity_prev, floor))
+    if kind == HOLDING:
+        return -(abs(units) * price / max(equity, floor))
+    r = np.log(max(equity, floor)) - np.log(max(equity_prev, floor))
+    if kind == LOG_RETURN:
+        return r
+    a, b = moments[0], moments[1]
+    delta_a, delta_b = r - a, r * r - b
+    variance = b - a * a
+    moments[0], moments[1] = a + eta * delta_a, b + eta * delta_b
+    if variance > MIN_VARIANCE:
+        return (b * delta_a - 0.5 * (a * delta_b)) / variance**1.5
+    return 0.0
 
 
-class LogReturn(RewardComponent):
-    """Log return of equity over the step, ``ln(equity / equity_prev)``.
+@numba.njit(cache=True)
+def _builtin_batch(kind: int, eta: float, inputs: np.ndarray, moments: np.ndarray, out: np.ndarray) -> None:
+    for i in range(out.shape[0]):
+        x = inputs[:, i]
+        out[i] = builtin_value(kind, eta, x[0], x[1], x[2], x[3], x[4], x[5], x[6], moments[i])
+
+
+class BuiltinComponent(RewardComponent):
+    """A component the env's compiled step computes inline (by :attr:`kernel_id`), with no Python call per step.
+
+    :meth:`__call__` runs the same compiled code over a batch, for use outside the env.
+    """
+
+    kernel_id: ClassVar[int]
+
+    def __init__(self, n_envs: int, params: BaseModel | Mapping[str, Any] | None = None) -> None:
+        super().__init__(n_envs, params)
+        #: Per-env running state ``[A, B]`` (used by the differential Sharpe ratio only).
+        self.moments = np.zeros((n_envs, 2), dtype=np.float64)
+
+    @property
+    def kernel_param(self) -> float:
+        """The one parameter the compiled code reads (the differential Sharpe ratio's ``eta``; else 0)."""
+        return 0.0
+
+    def __call__(self, step: RewardInputs) -> np.ndarray:
+        """The component's values, shape ``(N,)`` (see the class docstring for the units)."""
+        inputs = np.stack([getattr(step, name) for name in _KERNEL_INPUTS]).astype(np.float64, copy=False)
+        _builtin_batch(self.kernel_id, self.kernel_param, inputs, self.moments, self.out)
+        return self.out
+
+
+_KERNEL_INPUTS = ("equity_prev", "equity", "peak_equity", "fees", "units", "price", "initial_cash")
+
+
+class LogReturn(BuiltinComponent):
+    """Log return of equity over the step, ``ln(equity / equity_prev)``, in nepers (≈ fractional return).
 
     .. note::
         Both equities are floored at :data:`EQUITY_FLOOR` × initial cash, so a step into bankruptcy
@@ -143,13 +212,10 @@ class LogReturn(RewardComponent):
 
     name: ClassVar[str] = "log_return"
     description: ClassVar[str] = "Log return of equity over the step"
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """Log returns, shape ``(N,)``, in nepers (≈ fractional return for small moves)."""
-        return _log_return(step, self.out)
+    kernel_id: ClassVar[int] = LOG_RETURN
 
 
-class Pnl(RewardComponent):
+class Pnl(BuiltinComponent):
     """Profit and loss of the step as a fraction of the initial cash, ``(equity - equity_prev) / initial_cash``.
 
     Dividing by the initial cash (not the current equity) keeps the reward linear in money made or
@@ -158,19 +224,15 @@ class Pnl(RewardComponent):
 
     name: ClassVar[str] = "pnl"
     description: ClassVar[str] = "Change in equity over the step, as a fraction of the initial cash"
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """PnL, shape ``(N,)``, in units of the initial cash."""
-        np.subtract(step.equity, step.equity_prev, out=self.out)
-        self.out /= step.initial_cash
-        return self.out
+    kernel_id: ClassVar[int] = PNL
 
 
-class DrawdownPenalty(RewardComponent):
+class DrawdownPenalty(BuiltinComponent):
     """Minus the increase in drawdown over the step, drawdown being ``1 - equity / peak_equity``.
 
-    Values are ``<= 0``: a step that deepens the drawdown is penalized by how much it deepened it;
-    a step that recovers or makes a new peak scores 0 (the return components already reward it).
+    Values are ``<= 0``, in fractions of the peak equity: a step that deepens the drawdown is
+    penalized by how much it deepened it; a step that recovers or makes a new peak scores 0 (the
+    return components already reward it).
 
     .. note::
         With ``peak_equity`` the running peak including this step's equity, the peak only moves on a
@@ -181,17 +243,11 @@ class DrawdownPenalty(RewardComponent):
 
     name: ClassVar[str] = "drawdown"
     description: ClassVar[str] = "Minus the increase in drawdown from the peak (a penalty, <= 0)"
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """Penalties, shape ``(N,)``, in fractions of the peak equity, ``<= 0``."""
-        np.subtract(step.equity, step.equity_prev, out=self.out)
-        np.minimum(self.out, 0.0, out=self.out)
-        self.out /= step.peak_equity
-        return self.out
+    kernel_id: ClassVar[int] = DRAWDOWN
 
 
-class CostPenalty(RewardComponent):
-    """Minus the fees of the step as a fraction of the equity before it, ``-fees / equity_prev``.
+class CostPenalty(BuiltinComponent):
+    """Minus the fees of the step as a fraction of the equity before it, ``-fees / equity_prev`` (``<= 0``).
 
     Fees already lower the equity, so the return components count them once; this component counts
     them again, to discourage churning beyond what they cost. ``equity_prev`` is floored at
@@ -200,16 +256,11 @@ class CostPenalty(RewardComponent):
 
     name: ClassVar[str] = "cost"
     description: ClassVar[str] = "Minus the fees of the step, as a fraction of equity (a penalty, <= 0)"
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """Penalties, shape ``(N,)``, in fractions of equity, ``<= 0``."""
-        np.divide(step.fees, _floored(step.equity_prev, step.initial_cash), out=self.out)
-        np.negative(self.out, out=self.out)
-        return self.out
+    kernel_id: ClassVar[int] = COST
 
 
-class HoldingPenalty(RewardComponent):
-    """Minus the exposure held through the bar, ``-|units| × price / equity``, charged every bar.
+class HoldingPenalty(BuiltinComponent):
+    """Minus the exposure held through the bar, ``-|units| × price / equity``, charged every bar (``<= 0``).
 
     Summed over an episode it is the exposure-weighted time in the market, so a positive weight
     pushes the agent to hold positions only when they pay. ``equity`` is floored at
@@ -218,14 +269,7 @@ class HoldingPenalty(RewardComponent):
 
     name: ClassVar[str] = "holding"
     description: ClassVar[str] = "Minus the position's exposure as a fraction of equity, per bar (a penalty, <= 0)"
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """Penalties, shape ``(N,)``, in fractions of equity per bar, ``<= 0``."""
-        np.abs(step.units, out=self.out)
-        self.out *= step.price
-        self.out /= _floored(step.equity, step.initial_cash)
-        np.negative(self.out, out=self.out)
-        return self.out
+    kernel_id: ClassVar[int] = HOLDING
 
 
 class DifferentialSharpeParams(BaseModel):
@@ -238,8 +282,8 @@ class DifferentialSharpeParams(BaseModel):
     )
 
 
-class DifferentialSharpe(RewardComponent):
-    """Moody & Saffell's differential Sharpe ratio of the step's log return ``R_t``.
+class DifferentialSharpe(BuiltinComponent):
+    """Moody & Saffell's differential Sharpe ratio of the step's log return ``R_t`` (unit-free).
 
     With exponential moving moments ``A`` (of ``R``) and ``B`` (of ``R²``) at adaptation rate ``η``::
 
@@ -262,48 +306,29 @@ class DifferentialSharpe(RewardComponent):
     description: ClassVar[str] = "Differential Sharpe ratio of the log return (Moody & Saffell)"
     Params: ClassVar[type[BaseModel]] = DifferentialSharpeParams
     params: DifferentialSharpeParams
+    kernel_id: ClassVar[int] = DIFFERENTIAL_SHARPE
 
-    def __init__(self, n_envs: int, params: BaseModel | Mapping[str, Any] | None = None) -> None:
-        super().__init__(n_envs, params)
-        self.eta = self.params.eta
-        #: Running mean of the log return, per env.
-        self.a = np.zeros(n_envs, dtype=np.float64)
-        #: Running mean of the squared log return, per env.
-        self.b = np.zeros(n_envs, dtype=np.float64)
-        self._r = np.zeros(n_envs, dtype=np.float64)
-        self._delta_a = np.zeros(n_envs, dtype=np.float64)
-        self._delta_b = np.zeros(n_envs, dtype=np.float64)
-        self._variance = np.zeros(n_envs, dtype=np.float64)
+    @property
+    def kernel_param(self) -> float:
+        """``eta``."""
+        return self.params.eta
+
+    @property
+    def a(self) -> np.ndarray:
+        """Running mean of the log return, per env (a view)."""
+        return self.moments[:, 0]
+
+    @property
+    def b(self) -> np.ndarray:
+        """Running mean of the squared log return, per env (a view)."""
+        return self.moments[:, 1]
 
     def reset(self, mask: np.ndarray) -> None:
         """Restart the moments of the envs where ``mask`` is True.
 
         :param mask: bool array of shape ``(N,)``.
         """
-        self.a[mask] = 0.0
-        self.b[mask] = 0.0
-
-    def __call__(self, step: RewardInputs) -> np.ndarray:
-        """Differential Sharpe ratios, shape ``(N,)``, unit-free; updates the moments."""
-        a, b, delta_a, delta_b, variance, out = self.a, self.b, self._delta_a, self._delta_b, self._variance, self.out
-        r = _log_return(step, self._r)
-        np.subtract(r, a, out=delta_a)
-        np.multiply(r, r, out=delta_b)
-        delta_b -= b
-        np.multiply(a, a, out=variance)
-        np.subtract(b, variance, out=variance)
-        defined = variance > MIN_VARIANCE
-        # out = (B ΔA - ½ A ΔB) / variance^{3/2}, r reused as scratch; 0 where the variance is too small
-        np.multiply(b, delta_a, out=out)
-        np.multiply(a, delta_b, out=r)
-        r *= 0.5
-        out -= r
-        np.power(variance, 1.5, out=variance, where=defined)
-        np.divide(out, variance, out=out, where=defined)
-        np.copyto(out, 0.0, where=~defined)
-        a += self.eta * delta_a
-        b += self.eta * delta_b
-        return out
+        self.moments[mask] = 0.0
 
 
 BUILTIN_COMPONENTS: tuple[type[RewardComponent], ...] = (
@@ -467,13 +492,20 @@ class RewardFunction:
         """
         self._total.fill(0.0)
         for component, weight in zip(self.components, self.weights, strict=True):
-            values = component(step)
             part = self._parts[component.name]
-            if np.shape(values) != part.shape:
-                raise RewardError(
-                    f"reward component {component.name} returned shape {np.shape(values)}, expected {part.shape}"
-                )
-            np.copyto(part, values)
+            np.copyto(part, self.values(component, step))
             np.multiply(part, weight, out=self._scratch)
             self._total += self._scratch
         return self._total, self._parts
+
+    def values(self, component: RewardComponent, step: RewardInputs) -> np.ndarray:
+        """``component``'s values for ``step``, checked to be one per env.
+
+        :raises RewardError: when the component returns an array of another shape.
+        """
+        values = component(step)
+        if np.shape(values) != (self.n_envs,):
+            raise RewardError(
+                f"reward component {component.name} returned shape {np.shape(values)}, expected ({self.n_envs},)"
+            )
+        return values

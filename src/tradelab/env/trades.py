@@ -1,8 +1,7 @@
 """Trade logs: every fill recorded in arrays during the episode, grouped into round trips at its end.
 
-The execution layer reports fills per step (:class:`~tradelab.env.execution.StepEvents`). A
-:class:`FillBuffer` appends them for all envs at once (no Python loop over envs, so stepping stays
-batched), and when an episode ends a :class:`TradeLog` replays that env's fills into trades: a trade
+The env's compiled step appends every fill to a :class:`FillBuffer` (one row per fill, per env), and
+when an episode ends a :class:`TradeLog` replays that env's fills into trades: a trade
 opens when the position leaves 0 (or reverses), collects the fees and realised PnL of every resize,
 and closes when the position returns to 0 or reverses.
 """
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tradelab.env.execution import Reason, StepEvents
+from tradelab.env.execution import Reason
 
 
 @dataclass(slots=True)
@@ -124,55 +123,31 @@ def _new_trade(ts: int, units: float, price: float, fee: float) -> Trade:
 
 
 class FillBuffer:
-    """The fills of every env's current episode, in ``(N, capacity)`` arrays that grow when one fills up.
+    """The fills of every env's current episode: a float64 ``(N, capacity, 6)`` log that doubles when it fills up.
 
-    :param n_envs: N.
-    :param capacity: fills per env before the arrays double.
+    Row ``k`` of env ``i`` is its ``k``-th fill: open time of the bar (epoch ms), signed units, price, fee,
+    realised PnL and :class:`~tradelab.env.execution.Reason` code (columns ``L_*`` of
+    :mod:`tradelab.env.kernel`, which writes them).
+
+    :param count: fills logged per env, ``(N,)`` float64 (a view the step kernel updates).
+    :param capacity: fills per env before the log doubles.
     """
 
-    _FIELDS = ("units", "price", "fee", "pnl")
-
-    def __init__(self, n_envs: int, capacity: int = 256) -> None:
-        self.count = np.zeros(n_envs, dtype=np.int64)
-        self.ts = np.zeros((n_envs, capacity), dtype=np.int64)
-        self.reason = np.zeros((n_envs, capacity), dtype=np.int8)
-        self.values = {name: np.zeros((n_envs, capacity)) for name in self._FIELDS}
+    def __init__(self, count: np.ndarray, capacity: int = 256) -> None:
+        self.count = count
+        self.log = np.zeros((len(count), capacity, 6))
 
     def clear(self, mask: np.ndarray) -> None:
         """Forget the fills of the envs in ``mask`` (a new episode)."""
         self.count[mask] = 0
 
-    def append(self, ts: np.ndarray, events: StepEvents) -> None:
-        """Record this step's fills; each env's fills keep the order they happened in (slot order).
-
-        :param ts: ``(N,)`` open time (epoch ms) of each env's execution bar.
-        :param events: the step's fills (see :class:`~tradelab.env.execution.StepEvents`).
-        """
-        filled = events.reason != 0  # (N, slots)
-        env, slot = np.nonzero(filled)  # row-major: by env, then by slot
-        if env.size == 0:
-            return
-        at = self.count[env] + (np.cumsum(filled, axis=1) - 1)[env, slot]
-        if at.max() >= self.ts.shape[1]:
-            self._grow()
-        self.ts[env, at] = ts[env]
-        self.reason[env, at] = events.reason[env, slot]
-        for name, column in self.values.items():
-            column[env, at] = getattr(events, name)[env, slot]
-        self.count += filled.sum(axis=1)
+    def grow(self) -> None:
+        """Double the capacity, keeping every fill."""
+        self.log = np.concatenate([self.log, np.zeros_like(self.log)], axis=1)
 
     def trades(self, index: int, mark: float) -> list[dict[str, Any]]:
         """Env ``index``'s episode as trades (see :meth:`Trade.as_dict`), the open one last, marked at ``mark``."""
         log = TradeLog()
-        n = int(self.count[index])
-        columns = [self.ts[index, :n].tolist(), *(self.values[f][index, :n].tolist() for f in self._FIELDS)]
-        for ts, units, price, fee, pnl, reason in zip(*columns, self.reason[index, :n].tolist(), strict=True):
-            log.fill(ts, units, price, fee, pnl, reason)
+        for ts, units, price, fee, pnl, reason in self.log[index, : int(self.count[index])].tolist():
+            log.fill(int(ts), units, price, fee, pnl, int(reason))
         return log.as_dicts(mark)
-
-    def _grow(self) -> None:
-        def doubled(array: np.ndarray) -> np.ndarray:
-            return np.concatenate([array, np.zeros_like(array)], axis=1)
-
-        self.ts, self.reason = doubled(self.ts), doubled(self.reason)
-        self.values = {name: doubled(column) for name, column in self.values.items()}

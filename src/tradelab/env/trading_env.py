@@ -10,14 +10,8 @@ import numpy as np
 
 from tradelab.data.store import Store
 from tradelab.env.config import EnvConfig
-from tradelab.env.core import (
-    TradingCore,
-    env_info,
-    observation_row,
-    observation_space,
-    render_line,
-    split_observation,
-)
+from tradelab.env.core import TradingCore, observation_space, render_line
+from tradelab.env.kernel import REWARD, TERMINATED, TRUNCATED
 from tradelab.env.market import MarketData
 
 _ALL = np.ones(1, dtype=bool)
@@ -60,6 +54,7 @@ class TradingEnv(gym.Env[Any, Any]):
         self.core = TradingCore(market, self.config, 1)
         self.action_space = self.config.actions.space()
         self.observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
+        self._flat = self.config.observation == "box"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Start an episode; with ``seed``, its random start (and every later one) is reproducible.
@@ -70,8 +65,8 @@ class TradingEnv(gym.Env[Any, Any]):
         """
         super().reset(seed=seed)
         self.core.seed([seed])
-        buffer = self.core.reset(_ALL)
-        return self._observation(buffer), env_info(self.core.infos(), 0)
+        self.core.reset(_ALL)
+        return self._observation(), self.core.info(self.core.state[0].tolist())
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Act at the current bar; the order executes on the next bar, which becomes the decision bar.
@@ -80,11 +75,15 @@ class TradingEnv(gym.Env[Any, Any]):
         :return: observation, reward, terminated (bankrupt or past ``risk.max_drawdown``), truncated (out of
             bars for this episode) and info.
         """
-        buffer, reward, terminated, truncated = self.core.step(action)
-        info = env_info(self.core.infos(), 0)
-        if terminated[0] or truncated[0]:
-            info["episode_summary"], info["trades"] = self.core.episode_end(0)
-        return self._observation(buffer), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+        core = self.core
+        core.actions[0] = action
+        core.advance()
+        row = core.state[0].tolist()
+        info = core.info(row)
+        terminated, truncated = row[TERMINATED] != 0.0, row[TRUNCATED] != 0.0
+        if terminated or truncated:
+            info["episode_summary"], info["trades"] = core.episode_end(0)
+        return self._observation(), row[REWARD], terminated, truncated, info
 
     def render(self) -> str | None:
         """A text line on the current bar and account (``render_mode="ansi"``); None without a render mode."""
@@ -101,5 +100,9 @@ class TradingEnv(gym.Env[Any, Any]):
             raise TypeError("the box action scheme has no action masks")
         return actions.action_masks(1, self.config.execution.allow_short)[0]
 
-    def _observation(self, buffer: np.ndarray) -> Any:
-        return observation_row(split_observation(buffer, self.core.builder, self.config.observation), 0)
+    def _observation(self) -> Any:
+        obs = self.core.obs
+        if self._flat:
+            return obs[0].copy()
+        market = self.core.builder.market_size
+        return {"market": obs[0, :market].reshape(self.config.window, -1).copy(), "account": obs[0, market:].copy()}

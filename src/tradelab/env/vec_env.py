@@ -22,7 +22,6 @@ from tradelab.env.config import EnvConfig
 from tradelab.env.core import (
     TradingCore,
     batch_seeds,
-    env_info,
     observation_row,
     observation_space,
     render_line,
@@ -103,9 +102,8 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
         final: dict[str, Any] = {}
         if done.any():
             final_obs = split_observation(buffer, core.builder, self.config.observation)
-            step_infos = core.infos()
             for i in np.flatnonzero(done).tolist():
-                info = env_info(step_infos, i)
+                info = core.info(core.state[i].tolist())
                 info["episode_summary"], info["trades"] = core.episode_end(i)
                 final = self._add_info(final, {"final_obs": observation_row(final_obs, i), "final_info": info}, i)
             buffer = core.reset(done)
