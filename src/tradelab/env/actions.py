@@ -16,11 +16,12 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
 
-import numba
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tradelab.env.jit import inline, jit
 
 #: Decoded actions: target position fraction, stop distance, take distance; float64 arrays of shape ``(N,)``.
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -294,7 +295,7 @@ def _level_mask(levels: tuple[float, ...], allow_short: bool) -> np.ndarray:
     return allowed
 
 
-@numba.njit(cache=True)
+@inline
 def _index(value: float, n: float) -> int:
     """``value`` as an index into a table of ``n``; -1 when it is not a whole number in ``[0, n)``."""
     if value >= 0 and value < n and value == np.floor(value):
@@ -302,7 +303,7 @@ def _index(value: float, n: float) -> int:
     return -1
 
 
-@numba.njit(cache=True)
+@inline
 def decode_action(action: np.ndarray, atr_fraction: float, p: np.ndarray) -> tuple[float, float, float, bool]:
     """One env's action as (target fraction, stop distance, take distance, valid) (compiled).
 
@@ -328,7 +329,7 @@ def decode_action(action: np.ndarray, atr_fraction: float, p: np.ndarray) -> tup
     return target, p[at + stop] * scale, p[at + int(p[A_STOPS]) + take] * scale, True
 
 
-@numba.njit(cache=True)
+@jit
 def _decode_batch(actions: np.ndarray, atr_fraction: np.ndarray, p: np.ndarray, out: np.ndarray) -> int:
     """Decode every row into ``out`` ``(3, N)``; the first invalid row's index, or -1."""
     for i in range(actions.shape[0]):

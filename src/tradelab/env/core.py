@@ -48,15 +48,23 @@ logger = logging.getLogger(__name__)
 
 #: The per-step info of an env: key, state column, and whether the value is a whole number.
 INFO_COLUMNS: tuple[tuple[str, int, bool], ...] = (
-    ("equity", EQUITY, False),
+    ("equity", k.OUT_EQUITY, False),
     ("position", k.POSITION, False),
-    ("units", UNITS, False),
-    ("fees", FEES_PAID, False),
-    ("fills", TRADES, True),
+    ("units", k.OUT_UNITS, False),
+    ("fees", k.OUT_FEES, False),
+    ("fills", k.OUT_FILLS, True),
     ("drawdown", k.DRAWDOWN, False),
     ("bar", k.BAR, True),
     ("ts", k.TS, True),
 )
+# Offsets of the outputs in a row's output block (state[i, OUTPUT:]).
+OUT_REWARD, OUT_TERMINATED, OUT_TRUNCATED, _EQUITY, _POSITION, _UNITS, _FEES, _FILLS, _DRAWDOWN, _BAR, _TS = (
+    column - k.OUTPUT
+    for column in (
+        k.REWARD, k.TERMINATED, k.TRUNCATED, k.OUT_EQUITY, k.POSITION, k.OUT_UNITS, k.OUT_FEES, k.OUT_FILLS,
+        k.DRAWDOWN, k.BAR, k.TS,
+    )
+)  # fmt: skip
 
 
 class TradingCore:
@@ -89,6 +97,8 @@ class TradingCore:
         self.reward = RewardFunction(config.reward, n_envs)
         #: Every env's state, one row each (columns: :mod:`tradelab.env.kernel`).
         self.state = np.zeros((n_envs, k.PARTS + len(self.reward.names)))
+        self.state[:, k.TRUNCATED] = 1.0  # not started: stepping before a reset is refused
+        self._outputs = list(self.state[:, k.OUTPUT :])  # a view per env
         self.accounts = Accounts(self.state)
         self.events = StepEvents.new(n_envs)
         self.fills = FillBuffer(self.state[:, k.FILLS])
@@ -96,6 +106,7 @@ class TradingCore:
         #: The actions of the next step, one row per env (written by :meth:`set_actions` or directly).
         self.actions = np.zeros((n_envs, config.actions.width))
         self.obs = self.builder.out
+        self._part_at = tuple(enumerate(self.reward.names, start=_TS + 1))
         self._python_parts = [
             (k.PARTS + j, component, weight)
             for j, (component, weight) in enumerate(zip(self.reward.components, self.reward.weights, strict=True))
@@ -116,6 +127,12 @@ class TradingCore:
         self._seed = np.zeros(n_envs, dtype=np.uint64)
         self._episodes = np.zeros(n_envs, dtype=np.uint64)
         self._seeded = np.zeros(n_envs, dtype=bool)
+        self._bind()
+        # Load the compiled code now (from numba's disk cache, or compile it), so reset and step don't wait.
+        k.observe_batch(
+            np.zeros(n_envs, dtype=bool), market.matrix, self.builder.features, self.state, self.params, self.obs
+        )
+        k.step_batch(*self._kernel_args)  # refused (returns an error status): every env is still unstarted
 
     @property
     def bar(self) -> np.ndarray:
@@ -178,30 +195,47 @@ class TradingCore:
         :return: the kernel's status bits (``EPISODE_ENDED``).
         :raises IndexError: for an action outside the action space (ValueError for a non-finite box action);
             no env is stepped then.
+        :raises RuntimeError: for an env whose episode has ended, or that was never reset.
         """
-        status = k.step_batch(
-            self.actions, self.market.matrix, self.builder.features, self.state, self.events.events, self.fills.log,
-            self.params, self.obs,
-        )  # fmt: skip
+        status = k.step_batch(*self._kernel_args)
+        if status or self._python_parts:
+            self._settle(status)
+        return status
+
+    def _settle(self, status: int) -> None:
+        """Raise for an error status, grow the fill log, add the reward components written in Python."""
         if status < 0:
-            self.config.actions.raise_invalid(self.actions[-1 - status], -1 - status)
+            index = -1 - status
+            if index >= self.n_envs:
+                raise RuntimeError(f"env {index - self.n_envs}'s episode has ended or never started: reset it first")
+            self.config.actions.raise_invalid(self.actions[index], index)
         if status & k.LOG_FULL:
             self.fills.grow()
+            self._bind()
         for column, component, weight in self._python_parts:
             values = self.reward.values(component, self._inputs)
             self.state[:, column] = values
             self.state[:, k.REWARD] += weight * values
             self.state[:, k.EPISODE_REWARD] += weight * values
-        return status
+
+    def _bind(self) -> None:
+        """Gather the kernel's arguments (again after the fill log or the observation buffer is replaced)."""
+        self._kernel_args = (
+            self.actions, self.market.matrix, self.builder.features, self.state, self.events.events, self.fills.log,
+            self.params, self.obs,
+        )  # fmt: skip
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Advance every env one bar.
+        """Advance every env one bar, writing the observations into a new buffer.
 
         :param actions: a batch of N actions in the config's action space.
-        :return: observations ``(N, size)`` float32 (the buffer, overwritten by the next call), and new arrays of
-            rewards ``(N,)`` float64, terminated and truncated ``(N,)`` bool.
+        :return: new arrays: observations ``(N, size)`` float32 (also :attr:`obs` until the next step, so a
+            :meth:`reset` of some envs writes into it), rewards ``(N,)`` float64, terminated and truncated
+            ``(N,)`` bool.
         """
         self.set_actions(actions)
+        self.obs = np.empty_like(self.obs)
+        self._bind()
         self.advance()
         state = self.state
         return self.obs, state[:, k.REWARD].copy(), state[:, k.TERMINATED] != 0, state[:, k.TRUNCATED] != 0
@@ -225,11 +259,32 @@ class TradingCore:
         infos["reward_parts"] = {name: state[:, k.PARTS + j].copy() for j, name in enumerate(self.reward.names)}
         return infos
 
-    def info(self, row: list[float]) -> dict[str, Any]:
-        """One env's info (the keys of :meth:`infos`, as Python numbers) from its state row as a list."""
-        info: dict[str, Any] = {key: int(row[column]) if whole else row[column] for key, column, whole in INFO_COLUMNS}
-        info["reward_parts"] = {name: row[k.PARTS + j] for j, name in enumerate(self.reward.names)}
-        return info
+    def outputs(self, index: int) -> list[float]:
+        """Env ``index``'s output block (``state[index, OUTPUT:]``) as a list, for :meth:`info`.
+
+        Offsets ``OUT_REWARD``, ``OUT_TERMINATED`` and ``OUT_TRUNCATED`` of this module index it.
+        """
+        return self._outputs[index].tolist()
+
+    def info(self, out: list[float]) -> dict[str, Any]:
+        """One env's info, the keys of :meth:`infos` as Python numbers, from its :meth:`outputs`.
+
+        .. note::
+            Written out key by key (not looped over :data:`INFO_COLUMNS`): it runs at every single-env step.
+        """
+        return {
+            "equity": out[_EQUITY],
+            "position": out[_POSITION],
+            "units": out[_UNITS],
+            "fees": out[_FEES],
+            "fills": int(out[_FILLS]),
+            "drawdown": out[_DRAWDOWN],
+            "bar": int(out[_BAR]),
+            "ts": int(out[_TS]),
+            "reward_parts": {self._part_at[0][1]: out[_TS + 1]}
+            if len(self._part_at) == 1
+            else {name: out[at] for at, name in self._part_at},
+        }
 
     def episode_end(self, index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Summary and trade log of env ``index``'s episode (call at its last step, before resetting it).
@@ -323,7 +378,7 @@ def observation_row(observations: np.ndarray | dict[str, np.ndarray], index: int
 
 def render_line(core: TradingCore, index: int) -> str:
     """One text line on env ``index``: its decision bar's time and close, position, equity, drawdown and fills."""
-    info = core.info(core.state[index].tolist())
+    info = core.info(core.outputs(index))
     bar = info["bar"]
     return (
         f"{np.datetime64(info['ts'], 'ms')} close={core.market.close[bar]:.2f} position={info['position']:+.3f} "

@@ -51,10 +51,11 @@ from enum import IntEnum
 from functools import cached_property
 from typing import Literal
 
-import numba
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tradelab.env.jit import inline, jit
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -348,14 +349,14 @@ def execute_step(
     )
 
 
-@numba.njit(cache=True)
+@jit
 def _execute_batch(state: FloatArray, events: FloatArray, params: FloatArray, inputs: FloatArray) -> None:
     for i in range(state.shape[0]):
         x = inputs[:, i]
         execute_account(state[i], events[i], params, x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
 
 
-@numba.njit(cache=True)
+@inline
 def execute_account(
     a: FloatArray,
     ev: FloatArray,
@@ -398,8 +399,9 @@ def execute_account(
         Bankrupt accounts are frozen (nothing fills, equity stays 0) until :meth:`Accounts.reset`.
         An account whose equity at the rebalance price is ``<= 0`` can only go flat.
     """
-    ev[:, :] = 0.0
-    ev[:N_SLOTS, FILL_PRICE] = np.nan
+    for row in range(N_SLOTS + 1):
+        for column in range(5):
+            ev[row, column] = np.nan if row < N_SLOTS and column == FILL_PRICE else 0.0
     active = a[BANKRUPT] == 0.0
     taker, maker = p[P_TAKER], p[P_MAKER]
     slip = p[P_SLIPPAGE_MULT] * vol if p[P_VOL_SLIPPAGE] else p[P_SLIPPAGE]
@@ -416,7 +418,7 @@ def execute_account(
     _mark_to_close(a, ev, p, close, slip)
 
 
-@numba.njit(cache=True)
+@inline
 def _exit_at_levels(
     a: FloatArray,
     ev: FloatArray,
@@ -450,7 +452,7 @@ def _exit_at_levels(
     return stop_hit or target_hit
 
 
-@numba.njit(cache=True)
+@inline
 def _close_position(a: FloatArray, ev: FloatArray, price: float, fee_rate: float, reason: int, slot: int) -> None:
     """Sell (or buy back) the whole position at ``price``."""
     units = a[UNITS]
@@ -463,7 +465,7 @@ def _close_position(a: FloatArray, ev: FloatArray, price: float, fee_rate: float
     a[ENTRY] = a[STOP] = a[TARGET] = np.nan
 
 
-@numba.njit(cache=True)
+@inline
 def _rebalance(
     a: FloatArray,
     ev: FloatArray,
@@ -510,7 +512,7 @@ def _rebalance(
     a[UNITS] = new_units
 
 
-@numba.njit(cache=True)
+@inline
 def _mark_to_close(a: FloatArray, ev: FloatArray, p: FloatArray, close: float, slip: float) -> None:
     """Mark at the close, liquidate an under-margined position, flag bankruptcy, update the running stats."""
     notional = a[UNITS] * close
@@ -537,7 +539,7 @@ def _mark_to_close(a: FloatArray, ev: FloatArray, p: FloatArray, close: float, s
         a[BARS_IN_POSITION] += 1.0
 
 
-@numba.njit(cache=True)
+@inline
 def _record(
     ev: FloatArray, slot: int, traded: float, price: float, fee: float, pnl: float, notional: float, reason: int
 ) -> None:

@@ -18,7 +18,6 @@ Everything it reads and writes is a float64 array with named columns (the consta
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from tradelab.env.actions import decode_action
@@ -28,6 +27,7 @@ from tradelab.env.execution import (
     BARS_IN_POSITION,
     ENTRY,
     EQUITY,
+    FEES_PAID,
     FILL_REASON,
     N_EXECUTION_PARAMS,
     N_SLOTS,
@@ -35,15 +35,16 @@ from tradelab.env.execution import (
     PEAK,
     TOTAL_FEES,
     TOTALS,
+    TRADES,
     UNITS,
     execute_account,
 )
+from tradelab.env.jit import inline, jit
 from tradelab.env.observation import write_observation
 from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_value
 
 # Episode columns of the state, after the account's.
 (
-    BAR,  # decision bar
     START,  # the episode's first decision bar
     END,  # its last decision bar
     STEPS,  # steps taken this episode
@@ -51,21 +52,31 @@ from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_valu
     MAX_DRAWDOWN,  # deepest drawdown this episode
     MARK,  # the price the account was last marked at (the last execution bar's close)
     EQUITY_PREV,  # equity before the last step
-    REWARD,  # the last step's reward
-    TERMINATED,
-    TRUNCATED,
     FILLS,  # fills in the log this episode
     DSR_A,  # the differential Sharpe ratio's running moments
     DSR_B,
-    POSITION,  # position value / equity at the decision bar
-    DRAWDOWN,  # 1 - equity / peak equity
-    TS,  # the decision bar's open time, epoch ms
     ORDER_TARGET,  # the last decoded action: target fraction, stop and take distance
     ORDER_STOP,
     ORDER_TAKE,
-) = range(BANKRUPT + 1, BANKRUPT + 21)
-#: First reward-component column of the state.
-PARTS = ORDER_TAKE + 1
+) = range(BANKRUPT + 1, BANKRUPT + 14)
+# The outputs of a step, one contiguous block from OUTPUT to the row's end (the reward parts last), so
+# that one ``tolist()`` reads them; observe_env refreshes the copies of account values at every step and reset.
+(
+    REWARD,  # the last step's reward
+    TERMINATED,
+    TRUNCATED,
+    OUT_EQUITY,  # copy of EQUITY
+    POSITION,  # position value / equity at the decision bar
+    OUT_UNITS,  # copy of UNITS
+    OUT_FEES,  # copy of FEES_PAID
+    OUT_FILLS,  # copy of TRADES
+    DRAWDOWN,  # 1 - equity / peak equity
+    BAR,  # the decision bar
+    TS,  # its open time, epoch ms
+) = range(BANKRUPT + 14, BANKRUPT + 25)
+OUTPUT = REWARD
+#: First reward-component column of the state (one per component, to the row's end).
+PARTS = TS + 1
 
 # Columns of the market matrix.
 M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_ATR, M_TS = range(7)
@@ -106,7 +117,7 @@ def kernel_params(config: EnvConfig, components: list[RewardComponent], weights:
     return params
 
 
-@numba.njit(cache=True)
+@jit
 def step_batch(
     actions: np.ndarray,
     market: np.ndarray,
@@ -127,12 +138,17 @@ def step_batch(
     :param log: the fill log ``(N, capacity, 6)``; the caller grows it when ``LOG_FULL`` is set.
     :param params: the params vector (:func:`kernel_params`).
     :param obs: the observations ``(N, size)`` float32.
-    :return: ``-1 - i`` when env ``i``'s action is invalid (nothing is changed), else the bits
+    :return: ``-1 - i`` when env ``i``'s action is invalid, ``-1 - N - i`` when env ``i``'s episode has ended
+        (or never started: the core marks new envs truncated) and it needs a reset; nothing is changed then.
+        Else the bits
         ``EPISODE_ENDED`` (some env's episode ended) and ``LOG_FULL`` (a log row may overflow next step).
     """
     action_params = params[int(params[E_ACTIONS]) : int(params[E_REWARD])]
-    for i in range(state.shape[0]):  # decode all first, so an invalid action changes nothing
+    n = state.shape[0]
+    for i in range(n):  # check and decode all first, so an error changes nothing
         s = state[i]
+        if s[TERMINATED] != 0.0 or s[TRUNCATED] != 0.0:
+            return -1 - n - i
         target, stop, take, valid = decode_action(actions[i], market[int(s[BAR]), M_ATR], action_params)
         if not valid:
             return -1 - i
@@ -167,7 +183,7 @@ def step_batch(
     return status
 
 
-@numba.njit(cache=True)
+@inline
 def _log_fills(log: np.ndarray, s: np.ndarray, ev: np.ndarray, ts: float) -> bool:
     """Append the step's fills to one env's log, in slot order; True when the next step might overflow it."""
     count = int(s[FILLS])
@@ -180,7 +196,7 @@ def _log_fills(log: np.ndarray, s: np.ndarray, ev: np.ndarray, ts: float) -> boo
     return count + N_SLOTS > log.shape[0]
 
 
-@numba.njit(cache=True)
+@inline
 def _reward(s: np.ndarray, ev: np.ndarray, params: np.ndarray) -> float:
     """The weighted sum of the built-in components, each stored in its state column."""
     at, total = int(params[E_REWARD]), 0.0
@@ -197,9 +213,9 @@ def _reward(s: np.ndarray, ev: np.ndarray, params: np.ndarray) -> float:
     return total
 
 
-@numba.njit(cache=True)
+@inline
 def observe_env(out: np.ndarray, s: np.ndarray, market: np.ndarray, features: np.ndarray, params: np.ndarray) -> None:
-    """Write one env's observation at its decision bar and store its position, drawdown and time in its state."""
+    """Write one env's observation at its decision bar, and its outputs (``OUT_*``, position, drawdown, time)."""
     equity, mark, units = s[EQUITY], s[MARK], s[UNITS]
     floored = max(equity, 1e-12)  # a bankrupt account (equity 0) shows a zero position
     position = units * mark / floored
@@ -209,6 +225,7 @@ def observe_env(out: np.ndarray, s: np.ndarray, market: np.ndarray, features: np
     drawdown = 1.0 - equity / s[PEAK]
     bar = int(s[BAR])
     s[POSITION], s[DRAWDOWN], s[TS] = position, drawdown, market[bar, M_TS]
+    s[OUT_EQUITY], s[OUT_UNITS], s[OUT_FEES], s[OUT_FILLS] = equity, units, s[FEES_PAID], s[TRADES]
     write_observation(
         out, features, bar, int(params[E_WINDOW]), position, unrealized / floored,
         equity / params[E_INITIAL_CASH] - 1.0, drawdown, s[BARS_IN_POSITION] / params[E_HOLDING_SCALE],
@@ -216,7 +233,7 @@ def observe_env(out: np.ndarray, s: np.ndarray, market: np.ndarray, features: np
     )  # fmt: skip
 
 
-@numba.njit(cache=True)
+@jit
 def observe_batch(
     mask: np.ndarray, market: np.ndarray, features: np.ndarray, state: np.ndarray, params: np.ndarray, obs: np.ndarray
 ) -> None:

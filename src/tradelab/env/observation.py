@@ -8,8 +8,9 @@ nothing after the bar the agent decides on.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from tradelab.env.jit import inline, jit
 
 #: The account state appended to every observation, in this order.
 ACCOUNT_FEATURES = ("position", "unrealized_pnl", "equity_change", "drawdown", "bars_in_position")
@@ -74,7 +75,7 @@ class ObservationBuilder:
         return self.out
 
 
-@numba.njit(cache=True)
+@inline
 def write_observation(
     out: np.ndarray,
     features: np.ndarray,
@@ -93,12 +94,10 @@ def write_observation(
     :param holding: bars in position divided by the holding scale.
     :param clip: the bound of every value; NaN for none.
     """
-    n_features = features.shape[1]
-    k = 0
-    for row in range(bar - window + 1, bar + 1):
-        for column in range(n_features):
-            out[k] = features[row, column]
-            k += 1
+    rows = features[bar - window + 1 : bar + 1].reshape(-1)  # C-contiguous: one run of W × F values
+    k = rows.shape[0]
+    for j in range(k):
+        out[j] = rows[j]
     out[k] = position
     out[k + 1] = unrealized_pnl
     out[k + 2] = equity_change
@@ -112,7 +111,7 @@ def write_observation(
                 out[j] = -clip
 
 
-@numba.njit(cache=True)
+@jit
 def _build_batch(
     out: np.ndarray, features: np.ndarray, bar: np.ndarray, window: int, account: np.ndarray, clip: float
 ) -> None:

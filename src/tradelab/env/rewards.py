@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tradelab.env.jit import inline, jit
 from tradelab.plugins import describe_entry_point, entry_point_objects, parse_params
 from tradelab.tools.base import NoParams
 
@@ -126,7 +126,7 @@ class RewardComponent(ABC):
 LOG_RETURN, PNL, DRAWDOWN, COST, HOLDING, DIFFERENTIAL_SHARPE = range(6)
 
 
-@numba.njit(cache=True)
+@inline
 def builtin_value(
     kind: int,
     eta: float,
@@ -167,7 +167,7 @@ def builtin_value(
     return 0.0
 
 
-@numba.njit(cache=True)
+@jit
 def _builtin_batch(kind: int, eta: float, inputs: np.ndarray, moments: np.ndarray, out: np.ndarray) -> None:
     for i in range(out.shape[0]):
         x = inputs[:, i]

@@ -10,8 +10,7 @@ import numpy as np
 
 from tradelab.data.store import Store
 from tradelab.env.config import EnvConfig
-from tradelab.env.core import TradingCore, observation_space, render_line
-from tradelab.env.kernel import REWARD, TERMINATED, TRUNCATED
+from tradelab.env.core import OUT_REWARD, OUT_TERMINATED, OUT_TRUNCATED, TradingCore, observation_space, render_line
 from tradelab.env.market import MarketData
 
 _ALL = np.ones(1, dtype=bool)
@@ -55,6 +54,7 @@ class TradingEnv(gym.Env[Any, Any]):
         self.action_space = self.config.actions.space()
         self.observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
         self._flat = self.config.observation == "box"
+        self._obs = self.core.obs[0]  # the env's row of the observation buffer (a view)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Start an episode; with ``seed``, its random start (and every later one) is reproducible.
@@ -66,7 +66,7 @@ class TradingEnv(gym.Env[Any, Any]):
         super().reset(seed=seed)
         self.core.seed([seed])
         self.core.reset(_ALL)
-        return self._observation(), self.core.info(self.core.state[0].tolist())
+        return self._observation(), self.core.info(self.core.outputs(0))
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Act at the current bar; the order executes on the next bar, which becomes the decision bar.
@@ -78,12 +78,12 @@ class TradingEnv(gym.Env[Any, Any]):
         core = self.core
         core.actions[0] = action
         core.advance()
-        row = core.state[0].tolist()
-        info = core.info(row)
-        terminated, truncated = row[TERMINATED] != 0.0, row[TRUNCATED] != 0.0
+        out = core.outputs(0)
+        terminated, truncated = out[OUT_TERMINATED] != 0.0, out[OUT_TRUNCATED] != 0.0
+        info = core.info(out)
         if terminated or truncated:
             info["episode_summary"], info["trades"] = core.episode_end(0)
-        return self._observation(), row[REWARD], terminated, truncated, info
+        return self._observation(), out[OUT_REWARD], terminated, truncated, info
 
     def render(self) -> str | None:
         """A text line on the current bar and account (``render_mode="ansi"``); None without a render mode."""
@@ -101,8 +101,8 @@ class TradingEnv(gym.Env[Any, Any]):
         return actions.action_masks(1, self.config.execution.allow_short)[0]
 
     def _observation(self) -> Any:
-        obs = self.core.obs
         if self._flat:
-            return obs[0].copy()
+            return self._obs.copy()
+        obs = self.core.obs
         market = self.core.builder.market_size
         return {"market": obs[0, :market].reshape(self.config.window, -1).copy(), "account": obs[0, market:].copy()}

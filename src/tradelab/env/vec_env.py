@@ -72,6 +72,7 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
         self.single_observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._all = np.ones(num_envs, dtype=bool)
+        self._all.flags.writeable = False  # also every info key's "_key" mask: shared, so read-only
 
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
@@ -96,19 +97,20 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
         :return: observations, rewards ``(N,)`` float64, terminated and truncated ``(N,)`` bool, infos.
         """
         core = self.core
-        buffer, reward, terminated, truncated = core.step(actions)
-        reward, terminated, truncated = reward.copy(), terminated.copy(), truncated.copy()
+        obs, reward, terminated, truncated = core.step(actions)
         done = terminated | truncated
         final: dict[str, Any] = {}
         if done.any():
-            final_obs = split_observation(buffer, core.builder, self.config.observation)
-            for i in np.flatnonzero(done).tolist():
-                info = core.info(core.state[i].tolist())
+            ended = np.flatnonzero(done)
+            final_obs = split_observation(obs[ended], core.builder, self.config.observation)
+            for row, i in enumerate(ended.tolist()):
+                info = core.info(core.outputs(i))
                 info["episode_summary"], info["trades"] = core.episode_end(i)
-                final = self._add_info(final, {"final_obs": observation_row(final_obs, i), "final_info": info}, i)
-            buffer = core.reset(done)
-        observations = split_observation(buffer, core.builder, self.config.observation)
-        return observations, reward, terminated, truncated, {**final, **self._masked(core.infos())}
+                final = self._add_info(final, {"final_obs": observation_row(final_obs, row), "final_info": info}, i)
+            core.reset(done)  # writes the first observations of the new episodes into obs
+        if self.config.observation == "dict":
+            obs = split_observation(obs, core.builder, "dict")
+        return obs, reward, terminated, truncated, {**final, **self._masked(core.infos())}
 
     def render(self) -> tuple[str, ...] | None:
         """One text line per env (``render_mode="ansi"``); None without a render mode."""
@@ -131,5 +133,5 @@ class TradingVecEnv(VectorEnv[Any, Any, Any]):
         out: dict[str, Any] = {}
         for key, value in infos.items():
             out[key] = self._masked(value) if isinstance(value, dict) else value
-            out[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+            out[f"_{key}"] = self._all
         return out
