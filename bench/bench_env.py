@@ -46,7 +46,7 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def play_single(env: Any, actions: np.ndarray) -> None:
+def play_single(env: Any, actions: list[Any]) -> None:
     """Step a single env (ours or gym-anytrading's) through ``actions``, resetting at episode ends."""
     env.reset(seed=0)
     for action in actions:
@@ -97,7 +97,9 @@ def run() -> list[Row]:
             return steps / statistics.median(seconds), seconds
 
         single = TradingEnv(config, market=market)
-        ours_actions = np.stack([single.action_space.sample() for _ in range(SINGLE_STEPS)])
+        # Both sides get a list of their action space's own elements (iterating a stacked array would add
+        # a view per step to ours).
+        ours_actions = [single.action_space.sample() for _ in range(SINGLE_STEPS)]
         ours_sps, ours_s = per_second(lambda: play_single(single, ours_actions), SINGLE_STEPS, "ours, single env")
         peer = StocksEnv(df=df, window_size=WINDOW, frame_bound=(WINDOW, len(df)))
         peer_actions = rng.integers(0, 2, SINGLE_STEPS).tolist()

@@ -39,6 +39,7 @@ from tradelab.env.execution import (
     Accounts,
     StepEvents,
 )
+from tradelab.env.jit import entry_point
 from tradelab.env.market import EnvDataError, MarketData
 from tradelab.env.observation import ACCOUNT_FEATURES, ObservationBuilder
 from tradelab.env.rewards import BuiltinComponent, RewardFunction, RewardInputs
@@ -100,11 +101,11 @@ class TradingCore:
         self.state[:, k.TRUNCATED] = 1.0  # not started: stepping before a reset is refused
         self._outputs = list(self.state[:, k.OUTPUT :])  # a view per env
         self.accounts = Accounts(self.state)
-        self.events = StepEvents.new(n_envs)
+        self.events = StepEvents(self.state[:, k.EVENTS : k.EVENTS + k.EVENTS_SIZE].reshape(n_envs, -1, 5))
         self.fills = FillBuffer(self.state[:, k.FILLS])
         self.params = k.kernel_params(config, self.reward.components, self.reward.weights)
-        #: The actions of the next step, one row per env (written by :meth:`set_actions` or directly).
-        self.actions = np.zeros((n_envs, config.actions.width))
+        #: The actions of the next step, one row per env (a view of the state, written by :meth:`set_actions`).
+        self.actions = self.state[:, k.ACTION : k.ACTION + config.actions.width]
         self.obs = self.builder.out
         self._part_at = tuple(enumerate(self.reward.names, start=_TS + 1))
         self._python_parts = [
@@ -132,7 +133,8 @@ class TradingCore:
         k.observe_batch(
             np.zeros(n_envs, dtype=bool), market.matrix, self.builder.features, self.state, self.params, self.obs
         )
-        k.step_batch(*self._kernel_args)  # refused (returns an error status): every env is still unstarted
+        # The kernel's arguments keep their types for the core's life (a new log or buffer is allocated alike).
+        self._kernel = entry_point(k.step_batch, self._kernel_args)
 
     @property
     def bar(self) -> np.ndarray:
@@ -197,7 +199,7 @@ class TradingCore:
             no env is stepped then.
         :raises RuntimeError: for an env whose episode has ended, or that was never reset.
         """
-        status = k.step_batch(*self._kernel_args)
+        status = self._kernel(*self._kernel_args)
         if status or self._python_parts:
             self._settle(status)
         return status
@@ -221,9 +223,13 @@ class TradingCore:
     def _bind(self) -> None:
         """Gather the kernel's arguments (again after the fill log or the observation buffer is replaced)."""
         self._kernel_args = (
-            self.actions, self.market.matrix, self.builder.features, self.state, self.events.events, self.fills.log,
-            self.params, self.obs,
-        )  # fmt: skip
+            self.market.matrix,
+            self.builder.features,
+            self.state,
+            self.fills.log,
+            self.params,
+            self.obs,
+        )
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every env one bar, writing the observations into a new buffer.

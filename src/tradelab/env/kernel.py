@@ -58,7 +58,12 @@ from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_valu
     ORDER_TARGET,  # the last decoded action: target fraction, stop and take distance
     ORDER_STOP,
     ORDER_TAKE,
-) = range(BANKRUPT + 1, BANKRUPT + 14)
+    ACTION,  # the action of the next step, ACTION_WIDTH columns (the scheme's width, padded)
+) = range(BANKRUPT + 1, BANKRUPT + 15)
+ACTION_WIDTH = 3
+#: The step's events, EVENTS_SIZE columns: a (5, 5) matrix (see StepEvents) in row-major order.
+EVENTS = ACTION + ACTION_WIDTH
+EVENTS_SIZE = (N_SLOTS + 1) * 5
 # The outputs of a step, one contiguous block from OUTPUT to the row's end (the reward parts last), so
 # that one ``tolist()`` reads them; observe_env refreshes the copies of account values at every step and reset.
 (
@@ -73,7 +78,7 @@ from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_valu
     DRAWDOWN,  # 1 - equity / peak equity
     BAR,  # the decision bar
     TS,  # its open time, epoch ms
-) = range(BANKRUPT + 14, BANKRUPT + 25)
+) = range(EVENTS + EVENTS_SIZE, EVENTS + EVENTS_SIZE + 11)
 OUTPUT = REWARD
 #: First reward-component column of the state (one per component, to the row's end).
 PARTS = TS + 1
@@ -119,22 +124,13 @@ def kernel_params(config: EnvConfig, components: list[RewardComponent], weights:
 
 @jit
 def step_batch(
-    actions: np.ndarray,
-    market: np.ndarray,
-    features: np.ndarray,
-    state: np.ndarray,
-    events: np.ndarray,
-    log: np.ndarray,
-    params: np.ndarray,
-    obs: np.ndarray,
+    market: np.ndarray, features: np.ndarray, state: np.ndarray, log: np.ndarray, params: np.ndarray, obs: np.ndarray
 ) -> int:
     """Advance every env one bar (see the module docstring); every array but ``actions`` and ``market`` is updated.
 
-    :param actions: ``(N, width)`` float64, one action per env (see ``_Actions.width``).
     :param market: :attr:`MarketData.matrix`.
     :param features: the float32 feature matrix ``(bars, F)``.
-    :param state: the state ``(N, columns)``.
-    :param events: the step's events ``(N, 5, 5)`` (see :class:`~tradelab.env.execution.StepEvents`).
+    :param state: the state ``(N, columns)``, the actions in its ``ACTION`` columns.
     :param log: the fill log ``(N, capacity, 6)``; the caller grows it when ``LOG_FULL`` is set.
     :param params: the params vector (:func:`kernel_params`).
     :param obs: the observations ``(N, size)`` float32.
@@ -149,14 +145,16 @@ def step_batch(
         s = state[i]
         if s[TERMINATED] != 0.0 or s[TRUNCATED] != 0.0:
             return -1 - n - i
-        target, stop, take, valid = decode_action(actions[i], market[int(s[BAR]), M_ATR], action_params)
+        action = s[ACTION : ACTION + ACTION_WIDTH]
+        target, stop, take, valid = decode_action(action, market[int(s[BAR]), M_ATR], action_params)
         if not valid:
             return -1 - i
         s[ORDER_TARGET], s[ORDER_STOP], s[ORDER_TAKE] = target, stop, take
     execution = params[:N_EXECUTION_PARAMS]
     status = 0
     for i in range(state.shape[0]):
-        s, ev = state[i], events[i]
+        s = state[i]
+        ev = s[EVENTS : EVENTS + EVENTS_SIZE].reshape((N_SLOTS + 1, 5))
         bar = int(s[BAR])
         m = market[bar + int(execution[P_NEXT_OPEN])]  # the execution bar
         s[EQUITY_PREV] = s[EQUITY]
