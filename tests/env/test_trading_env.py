@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 from tests.env.envs import FEATURES, config, frame, market
 from tradelab.env.config import EnvConfig
+from tradelab.env.kernel import ACTION, ACTION_WIDTH
 from tradelab.env.market import MarketData
 from tradelab.env.trading_env import TradingEnv
 
@@ -172,3 +173,67 @@ def test_clip_bounds_every_value_and_the_space() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning about unbounded Box spaces any more
         check_env(env, skip_render_check=True)
+
+
+def test_stepping_before_reset_or_after_the_end_is_refused() -> None:
+    env = make(config(episode={"length": 3}))
+    with pytest.raises(RuntimeError, match="reset it first"):
+        env.step(0)
+    env.reset(seed=0)
+    for _ in range(3):
+        *_, truncated, _ = env.step(1)
+    assert truncated
+    before = env.core.state.copy()
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step(1)
+    np.testing.assert_array_equal(env.core.state, before)  # nothing moved past the episode's last bar
+
+
+@pytest.mark.parametrize(
+    ("scheme", "action", "error"),
+    [("discrete", 2, IndexError), ("multi_discrete", np.array([0, 3, 0]), IndexError), ("box", [np.nan], ValueError)],
+)
+def test_an_invalid_action_raises_and_changes_nothing(scheme: str, action: object, error: type[Exception]) -> None:
+    env = make(config(actions=SCHEMES[scheme], execution={"allow_short": True}))
+    env.reset(seed=0)
+    before = env.core.state.copy()
+    with pytest.raises(error, match="env 0"):
+        env.step(action)
+    changed = np.flatnonzero((env.core.state != before) & ~(np.isnan(env.core.state) & np.isnan(before)))
+    assert set(changed.tolist()) <= set(range(ACTION, ACTION + ACTION_WIDTH))  # only the rejected action was written
+
+
+def test_the_fill_log_grows_and_the_trade_log_can_be_switched_off() -> None:
+    random = {**SCHEMES["multi_discrete"], "unit": "percent"}
+    results = {}
+    for logged in (True, False):
+        env = make(
+            config(actions=random, execution={"allow_short": True}, episode={"mode": "full", "trade_log": logged})
+        )
+        env.reset()
+        env.action_space.seed(3)
+        done = False
+        while not done:
+            *_, terminated, truncated, info = env.step(env.action_space.sample())
+            done = terminated or truncated
+        results[logged] = info
+    logged, unlogged = results[True], results[False]
+    # Random actions trade about every bar: far more fills than the log's first capacity (256), all kept.
+    assert logged["fills"] > 1000 and len(logged["trades"]) > 100
+    assert sum(t["fees"] for t in logged["trades"]) == pytest.approx(logged["episode_summary"]["fees"], rel=1e-12)
+    # Without the log the episode is the same, only the trades are missing.
+    assert unlogged["equity"] == logged["equity"] and unlogged["fills"] == logged["fills"]
+    assert unlogged["trades"] == [] and unlogged["episode_summary"]["trades"] is None
+
+
+def test_single_env_info_is_the_batched_infos_row() -> None:
+    env = make(config(reward=[{"component": "log_return"}, {"component": "holding", "weight": 0.1}]))
+    env.reset(seed=0)
+    for action in (1, 1, 0):
+        *_, info = env.step(action)
+    batched = env.core.infos()
+    assert info == {
+        key: {name: part[0] for name, part in value.items()} if isinstance(value, dict) else value[0].item()
+        for key, value in batched.items()
+    }
+    assert np.shares_memory(env.core.events.events, env.core.state)  # the step's events live in the state row

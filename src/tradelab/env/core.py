@@ -296,12 +296,15 @@ class TradingCore:
         """Summary and trade log of env ``index``'s episode (call at its last step, before resetting it).
 
         :return: the summary (see the keys below) and the trades (see :meth:`Trade.as_dict`), the open one
-            last, marked at the last close.
+            last, marked at the last close; without ``episode.trade_log`` no trades, and the summary's
+            ``trades`` and ``win_rate`` are None.
         """
         row = self.state[index].tolist()
-        trades = self.fills.trades(index, row[k.MARK])
+        logged = self.config.episode.trade_log
+        trades = self.fills.trades(index, row[k.MARK]) if logged else []
         equity = row[EQUITY]
         closed = [t for t in trades if t["exit_time"] is not None]
+        win_rate = sum(t["net_pnl"] > 0 for t in closed) / len(closed) if closed else 0.0
         ts = self.market.ts
         summary = {
             "dataset": self.market.dataset,
@@ -315,8 +318,8 @@ class TradingCore:
             "fees": row[FEES_PAID],
             "realized_pnl": row[REALIZED_PNL],
             "fills": int(row[TRADES]),
-            "trades": len(trades),
-            "win_rate": sum(t["net_pnl"] > 0 for t in closed) / len(closed) if closed else 0.0,
+            "trades": len(trades) if logged else None,
+            "win_rate": win_rate if logged else None,
             "reward": row[k.EPISODE_REWARD],
             "bankrupt": row[BANKRUPT] != 0.0,
             "terminated": row[k.TERMINATED] != 0.0,

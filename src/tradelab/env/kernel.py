@@ -88,9 +88,17 @@ M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_VOL, M_ATR, M_TS = range(7)
 # Columns of the fill log.
 L_TS, L_UNITS, L_PRICE, L_FEE, L_PNL, L_REASON = range(6)
 # Env settings, after the execution settings.
-E_INITIAL_CASH, E_MAX_DRAWDOWN, E_CLIP, E_HOLDING_SCALE, E_WINDOW, E_ACTIONS, E_REWARD, E_COMPONENTS = range(
-    N_EXECUTION_PARAMS, N_EXECUTION_PARAMS + 8
-)
+(
+    E_INITIAL_CASH,
+    E_MAX_DRAWDOWN,  # NaN: none
+    E_CLIP,  # NaN: none
+    E_HOLDING_SCALE,
+    E_WINDOW,
+    E_TRADE_LOG,  # 1: log fills
+    E_ACTIONS,  # where the action table starts
+    E_REWARD,  # where the reward components start
+    E_COMPONENTS,  # how many
+) = range(N_EXECUTION_PARAMS, N_EXECUTION_PARAMS + 9)
 #: Bars in position are divided by this in observations (a day of 1-minute bars).
 HOLDING_SCALE = 1440.0
 #: Kernel id of a reward component that is not built in (computed in Python after the step).
@@ -110,6 +118,7 @@ def kernel_params(config: EnvConfig, components: list[RewardComponent], weights:
     env[E_CLIP - N_EXECUTION_PARAMS] = np.nan if config.clip is None else config.clip
     env[E_HOLDING_SCALE - N_EXECUTION_PARAMS] = HOLDING_SCALE
     env[E_WINDOW - N_EXECUTION_PARAMS] = config.window
+    env[E_TRADE_LOG - N_EXECUTION_PARAMS] = config.episode.trade_log
     env[E_ACTIONS - N_EXECUTION_PARAMS] = E_COMPONENTS + 1
     env[E_REWARD - N_EXECUTION_PARAMS] = E_COMPONENTS + 1 + len(actions)
     env[E_COMPONENTS - N_EXECUTION_PARAMS] = len(components)
@@ -163,7 +172,7 @@ def step_batch(
             m[M_CLOSE], market[bar, M_VOL],
         )  # fmt: skip
         s[MARK] = m[M_CLOSE]
-        if _log_fills(log[i], s, ev, m[M_TS]):
+        if params[E_TRADE_LOG] and _log_fills(log[i], s, ev, m[M_TS]):
             status |= LOG_FULL
         reward = _reward(s, ev, params)
         s[REWARD] = reward
