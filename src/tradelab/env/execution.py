@@ -213,15 +213,20 @@ class BarView:
     vol: FloatArray
 
 
-class _Column:
-    """A named column view of an ``(N, k)`` state matrix: ``obj.state[:, index]``."""
+class _View:
+    """A named, documented view of one of an object's arrays: ``getattr(obj, array)[index]``."""
 
-    def __init__(self, index: int, doc: str) -> None:
-        self.index = index
+    def __init__(self, array: str, index: tuple[slice | int, ...], doc: str) -> None:
+        self.array, self.index = array, index
         self.__doc__ = doc
 
-    def __get__(self, obj: Accounts, owner: type | None = None) -> FloatArray:
-        return obj.state[:, self.index]
+    def __get__(self, obj: object, owner: type | None = None) -> FloatArray:
+        return getattr(obj, self.array)[self.index]
+
+
+def _column(index: int, doc: str) -> _View:
+    """Column ``index`` of an :class:`Accounts`' state, ``(N,)``."""
+    return _View("state", (slice(None), index), doc)
 
 
 class Accounts:
@@ -232,18 +237,18 @@ class Accounts:
     """
 
     FIELDS = ACCOUNT_FIELDS
-    cash = _Column(CASH, "quote currency (negative when borrowing for leverage)")
-    units = _Column(UNITS, "signed position in base asset (negative: short)")
-    entry_price = _Column(ENTRY, "size-weighted average entry price; NaN when flat")
-    stop_price = _Column(STOP, "stop-loss level; NaN when none")
-    target_price = _Column(TARGET, "take-profit level; NaN when none")
-    equity = _Column(EQUITY, "cash + units × close at the last close")
-    peak_equity = _Column(PEAK, "highest equity at a close since reset")
-    bars_in_position = _Column(BARS_IN_POSITION, "steps the position has been held, the opening one counting 1")
-    fees_paid = _Column(FEES_PAID, "fees charged since reset")
-    realized_pnl = _Column(REALIZED_PNL, "price PnL of closed units since reset, gross of fees")
-    trades = _Column(TRADES, "fills since reset")
-    bankrupt = _Column(BANKRUPT, "1 when the account went bankrupt (frozen until reset), else 0")
+    cash = _column(CASH, "quote currency (negative when borrowing for leverage)")
+    units = _column(UNITS, "signed position in base asset (negative: short)")
+    entry_price = _column(ENTRY, "size-weighted average entry price; NaN when flat")
+    stop_price = _column(STOP, "stop-loss level; NaN when none")
+    target_price = _column(TARGET, "take-profit level; NaN when none")
+    equity = _column(EQUITY, "cash + units × close at the last close")
+    peak_equity = _column(PEAK, "highest equity at a close since reset")
+    bars_in_position = _column(BARS_IN_POSITION, "steps the position has been held, the opening one counting 1")
+    fees_paid = _column(FEES_PAID, "fees charged since reset")
+    realized_pnl = _column(REALIZED_PNL, "price PnL of closed units since reset, gross of fees")
+    trades = _column(TRADES, "fills since reset")
+    bankrupt = _column(BANKRUPT, "1 when the account went bankrupt (frozen until reset), else 0")
 
     def __init__(self, state: FloatArray) -> None:
         if state.ndim != 2 or state.shape[1] < len(ACCOUNT_FIELDS) or state.dtype != np.float64:
@@ -276,15 +281,9 @@ class Accounts:
         self.state[mask, : len(ACCOUNT_FIELDS)] = rows
 
 
-class _EventView:
-    """A named view of the ``(N, 5, 5)`` events tensor: ``obj.events[:, rows, column]``."""
-
-    def __init__(self, rows: slice | int, column: int, doc: str) -> None:
-        self.rows, self.column = rows, column
-        self.__doc__ = doc
-
-    def __get__(self, obj: StepEvents, owner: type | None = None) -> FloatArray:
-        return obj.events[:, self.rows, self.column]
+def _event(rows: slice | int, column: int, doc: str) -> _View:
+    """Rows ``rows``, column ``column`` of every account's events matrix in a :class:`StepEvents`."""
+    return _View("events", (slice(None), rows, column), doc)
 
 
 _SLOTS = slice(0, N_SLOTS)
@@ -299,16 +298,16 @@ class StepEvents:
     """
 
     FIELDS = ("units", "price", "fee", "pnl", "reason", "fees", "realized_pnl", "turnover", "bankrupted", "opened")
-    units = _EventView(_SLOTS, FILL_UNITS, "signed units traded (positive: bought), (N, slots)")
-    price = _EventView(_SLOTS, FILL_PRICE, "fill price, quote currency, (N, slots)")
-    fee = _EventView(_SLOTS, FILL_FEE, "fee charged, quote currency, (N, slots)")
-    pnl = _EventView(_SLOTS, FILL_PNL, "realised price PnL of the units the fill closed, gross of fees, (N, slots)")
-    reason = _EventView(_SLOTS, FILL_REASON, "Reason code, (N, slots)")
-    fees = _EventView(TOTALS, TOTAL_FEES, "total fee of the step, (N,)")
-    realized_pnl = _EventView(TOTALS, TOTAL_PNL, "total realised PnL of the step, (N,)")
-    turnover = _EventView(TOTALS, TOTAL_TURNOVER, "traded notional of the step, quote currency, (N,)")
-    bankrupted = _EventView(TOTALS, TOTAL_BANKRUPTED, "1 where the account went bankrupt in this step, (N,)")
-    opened = _EventView(TOTALS, TOTAL_OPENED, "1 where the rebalance opened or reversed a position, (N,)")
+    units = _event(_SLOTS, FILL_UNITS, "signed units traded (positive: bought), (N, slots)")
+    price = _event(_SLOTS, FILL_PRICE, "fill price, quote currency, (N, slots)")
+    fee = _event(_SLOTS, FILL_FEE, "fee charged, quote currency, (N, slots)")
+    pnl = _event(_SLOTS, FILL_PNL, "realised price PnL of the units the fill closed, gross of fees, (N, slots)")
+    reason = _event(_SLOTS, FILL_REASON, "Reason code, (N, slots)")
+    fees = _event(TOTALS, TOTAL_FEES, "total fee of the step, (N,)")
+    realized_pnl = _event(TOTALS, TOTAL_PNL, "total realised PnL of the step, (N,)")
+    turnover = _event(TOTALS, TOTAL_TURNOVER, "traded notional of the step, quote currency, (N,)")
+    bankrupted = _event(TOTALS, TOTAL_BANKRUPTED, "1 where the account went bankrupt in this step, (N,)")
+    opened = _event(TOTALS, TOTAL_OPENED, "1 where the rebalance opened or reversed a position, (N,)")
 
     def __init__(self, events: FloatArray) -> None:
         self.events = events
