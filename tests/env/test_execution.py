@@ -38,7 +38,6 @@ class Sim:
     def __init__(self, cfg: ExecutionConfig, n: int = 1, cash: float = C) -> None:
         self.cfg = cfg
         self.acc = Accounts.new(n, cash)
-        self.out = StepEvents.new(n)
         self.fees = np.zeros(n)
 
     def step(
@@ -51,21 +50,20 @@ class Sim:
     ) -> StepEvents:
         n = len(bars)
         nans = [NAN] * n
-        execute_step(
+        out = execute_step(
             self.acc,
             self.cfg,
             np.array(target, dtype=np.float64),
             np.array(stop or nans, dtype=np.float64),
             np.array(take or nans, dtype=np.float64),
             _bar(bars, vol),
-            self.out,
         )
         close = np.array([b[3] for b in bars])
         # cash + units × close == equity, and fees_paid is the sum of the fees charged.
         np.testing.assert_allclose(self.acc.cash + self.acc.units * close, self.acc.equity, rtol=0, atol=1e-9)
-        self.fees += self.out.fee.sum(axis=1)
+        self.fees += out.fee.sum(axis=1)
         np.testing.assert_allclose(self.acc.fees_paid, self.fees, rtol=1e-15)
-        return self.out
+        return out
 
 
 def _one(value: np.ndarray) -> float:

@@ -304,36 +304,38 @@ def _index(value: float, n: float) -> int:
 
 
 @inline
-def decode_action(action: np.ndarray, atr_fraction: float, p: np.ndarray) -> tuple[float, float, float, bool]:
+def decode_action(
+    actions: np.ndarray, i: int, at: int, atr_fraction: float, p: np.ndarray
+) -> tuple[float, float, float, bool]:
     """One env's action as (target fraction, stop distance, take distance, valid) (compiled).
 
-    :param action: the action's ``width`` numbers, float64.
+    :param actions: a float64 matrix holding the action in row ``i``, columns ``at … at + width - 1``.
     :param atr_fraction: ATR / close of the decision bar (scales distances in ATR units).
     :param p: the config's :attr:`_Actions.kernel_params`.
     """
     nan = np.nan
     if p[A_KIND] == _BOX:
-        x = action[0]
+        x = actions[i, at]
         return min(max(x, p[A_LOW]), p[A_HIGH]), nan, nan, bool(np.isfinite(x))
-    level = _index(action[0], p[A_LEVELS])
+    level = _index(actions[i, at], p[A_LEVELS])
     if level < 0:
         return nan, nan, nan, False
     target = p[_A_TABLES + level]
     if p[A_KIND] == _DISCRETE:
         return target, nan, nan, True
-    stop, take = _index(action[1], p[A_STOPS]), _index(action[2], p[A_TAKES])
+    stop, take = _index(actions[i, at + 1], p[A_STOPS]), _index(actions[i, at + 2], p[A_TAKES])
     if stop < 0 or take < 0:
         return nan, nan, nan, False
-    at = _A_TABLES + int(p[A_LEVELS])
+    tables = _A_TABLES + int(p[A_LEVELS])
     scale = atr_fraction if p[A_ATR] else 1.0
-    return target, p[at + stop] * scale, p[at + int(p[A_STOPS]) + take] * scale, True
+    return target, p[tables + stop] * scale, p[tables + int(p[A_STOPS]) + take] * scale, True
 
 
 @jit
 def _decode_batch(actions: np.ndarray, atr_fraction: np.ndarray, p: np.ndarray, out: np.ndarray) -> int:
     """Decode every row into ``out`` ``(3, N)``; the first invalid row's index, or -1."""
     for i in range(actions.shape[0]):
-        target, stop, take, valid = decode_action(actions[i], atr_fraction[i], p)
+        target, stop, take, valid = decode_action(actions, i, 0, atr_fraction[i], p)
         if not valid:
             return i
         out[0, i], out[1, i], out[2, i] = target, stop, take

@@ -28,7 +28,7 @@ from gymnasium import spaces
 from tradelab.env import kernel as k
 from tradelab.env.config import EnvConfig
 from tradelab.env.execution import (
-    ACCOUNT_FIELDS,
+    ACCOUNT_COLUMNS,
     BANKRUPT,
     EQUITY,
     FEES_PAID,
@@ -37,7 +37,6 @@ from tradelab.env.execution import (
     TRADES,
     UNITS,
     Accounts,
-    StepEvents,
 )
 from tradelab.env.jit import entry_point
 from tradelab.env.market import EnvDataError, MarketData
@@ -58,14 +57,14 @@ INFO_COLUMNS: tuple[tuple[str, int, bool], ...] = (
     ("bar", k.BAR, True),
     ("ts", k.TS, True),
 )
-# Offsets of the outputs in a row's output block (state[i, OUTPUT:]).
-OUT_REWARD, OUT_TERMINATED, OUT_TRUNCATED, _EQUITY, _POSITION, _UNITS, _FEES, _FILLS, _DRAWDOWN, _BAR, _TS = (
-    column - k.OUTPUT
-    for column in (
-        k.REWARD, k.TERMINATED, k.TRUNCATED, k.OUT_EQUITY, k.POSITION, k.OUT_UNITS, k.OUT_FEES, k.OUT_FILLS,
-        k.DRAWDOWN, k.BAR, k.TS,
-    )
+# Offsets of the outputs in a row's output block (state[i, OUTPUT:]); TradingCore.info reads the block in
+# this order, then the reward parts.
+OUT_REWARD, OUT_TERMINATED, OUT_TRUNCATED = 0, 1, 2
+_OUTPUT_ORDER = (
+    k.REWARD, k.TERMINATED, k.TRUNCATED, k.OUT_EQUITY, k.POSITION, k.OUT_UNITS, k.OUT_FEES, k.OUT_FILLS, k.DRAWDOWN,
+    k.BAR, k.TS,
 )  # fmt: skip
+assert tuple(range(k.OUTPUT, k.PARTS)) == _OUTPUT_ORDER, "TradingCore.info reads the output block in this order"
 
 
 class TradingCore:
@@ -101,14 +100,15 @@ class TradingCore:
         self.state[:, k.TRUNCATED] = 1.0  # not started: stepping before a reset is refused
         self._outputs = list(self.state[:, k.OUTPUT :])  # a view per env
         self.accounts = Accounts(self.state)
-        self.events = StepEvents(self.state[:, k.EVENTS : k.EVENTS + k.EVENTS_SIZE].reshape(n_envs, -1, 5))
+        self.events = self.accounts.events
         self.fills = FillBuffer(self.state[:, k.FILLS])
         self.params = k.kernel_params(config, self.reward.components, self.reward.weights)
         #: The actions of the next step, one row per env (a view of the state, written by :meth:`set_actions`).
         self.actions = self.state[:, k.ACTION : k.ACTION + config.actions.width]
         self.obs = self.builder.out
-        self._part_at = tuple(enumerate(self.reward.names, start=_TS + 1))
-        self._python_parts = [
+        self._part_names = tuple(self.reward.names)
+        #: The reward components computed in Python after each step: (state column, component, weight).
+        self.python_parts = [
             (k.PARTS + j, component, weight)
             for j, (component, weight) in enumerate(zip(self.reward.components, self.reward.weights, strict=True))
             if not isinstance(component, BuiltinComponent)
@@ -134,7 +134,8 @@ class TradingCore:
             np.zeros(n_envs, dtype=bool), market.matrix, self.builder.features, self.state, self.params, self.obs
         )
         # The kernel's arguments keep their types for the core's life (a new log or buffer is allocated alike).
-        self._kernel = entry_point(k.step_batch, self._kernel_args)
+        #: The compiled step for this core's argument types (see :func:`~tradelab.env.jit.entry_point`).
+        self.kernel = entry_point(k.step_batch, self.kernel_args)
 
     @property
     def bar(self) -> np.ndarray:
@@ -178,7 +179,7 @@ class TradingCore:
             end = start + episode.length - 1
         else:
             start, end = self.first_bar, self.last_bar
-        state[mask, len(ACCOUNT_FIELDS) :] = 0.0
+        state[mask, ACCOUNT_COLUMNS:] = 0.0
         state[mask, k.START] = state[mask, k.BAR] = start
         state[mask, k.END] = end
         state[mask, k.MARK] = self.market.close[state[mask, k.BAR].astype(np.int64)]
@@ -199,13 +200,16 @@ class TradingCore:
             no env is stepped then.
         :raises RuntimeError: for an env whose episode has ended, or that was never reset.
         """
-        status = self._kernel(*self._kernel_args)
-        if status or self._python_parts:
-            self._settle(status)
+        status = self.kernel(*self.kernel_args)  # TradingEnv.step repeats these three lines, inlined
+        if status or self.python_parts:
+            self.settle(status)
         return status
 
-    def _settle(self, status: int) -> None:
-        """Raise for an error status, grow the fill log, add the reward components written in Python."""
+    def settle(self, status: int) -> None:
+        """After the kernel: raise for an error status, grow the fill log, add the Python reward components.
+
+        Needed when the status is not 0 or :attr:`python_parts` is not empty (see :meth:`advance`).
+        """
         if status < 0:
             index = -1 - status
             if index >= self.n_envs:
@@ -214,7 +218,7 @@ class TradingCore:
         if status & k.LOG_FULL:
             self.fills.grow()
             self._bind()
-        for column, component, weight in self._python_parts:
+        for column, component, weight in self.python_parts:
             values = self.reward.values(component, self._inputs)
             self.state[:, column] = values
             self.state[:, k.REWARD] += weight * values
@@ -222,7 +226,7 @@ class TradingCore:
 
     def _bind(self) -> None:
         """Gather the kernel's arguments (again after the fill log or the observation buffer is replaced)."""
-        self._kernel_args = (
+        self.kernel_args = (
             self.market.matrix,
             self.builder.features,
             self.state,
@@ -257,12 +261,12 @@ class TradingCore:
             (paid this episode), ``fills`` (fills this episode), ``drawdown``, ``bar`` (decision bar index),
             ``ts`` (its open time, epoch ms) and ``reward_parts`` (component name -> last step's value).
         """
-        state = self.state
+        rows = self.state[:, k.OUT_EQUITY :].T.copy()  # one copy: info values and reward parts, one row each
         infos: dict[str, Any] = {
-            key: state[:, column].astype(np.int64) if whole else state[:, column].copy()
+            key: rows[column - k.OUT_EQUITY].astype(np.int64) if whole else rows[column - k.OUT_EQUITY]
             for key, column, whole in INFO_COLUMNS
         }
-        infos["reward_parts"] = {name: state[:, k.PARTS + j].copy() for j, name in enumerate(self.reward.names)}
+        infos["reward_parts"] = dict(zip(self._part_names, rows[k.PARTS - k.OUT_EQUITY :], strict=True))
         return infos
 
     def outputs(self, index: int) -> list[float]:
@@ -278,18 +282,17 @@ class TradingCore:
         .. note::
             Written out key by key (not looped over :data:`INFO_COLUMNS`): it runs at every single-env step.
         """
-        return {
-            "equity": out[_EQUITY],
-            "position": out[_POSITION],
-            "units": out[_UNITS],
-            "fees": out[_FEES],
-            "fills": int(out[_FILLS]),
-            "drawdown": out[_DRAWDOWN],
-            "bar": int(out[_BAR]),
-            "ts": int(out[_TS]),
-            "reward_parts": {self._part_at[0][1]: out[_TS + 1]}
-            if len(self._part_at) == 1
-            else {name: out[at] for at, name in self._part_at},
+        names = self._part_names
+        return {  # literal offsets (checked against the kernel's layout at import): the fastest lookups
+            "equity": out[3],
+            "position": out[4],
+            "units": out[5],
+            "fees": out[6],
+            "fills": int(out[7]),
+            "drawdown": out[8],
+            "bar": int(out[9]),
+            "ts": int(out[10]),
+            "reward_parts": {names[0]: out[11]} if len(names) == 1 else dict(zip(names, out[11:], strict=True)),
         }
 
     def episode_end(self, index: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:

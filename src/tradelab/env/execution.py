@@ -80,10 +80,15 @@ ACCOUNT_FIELDS = (
     "trades",
     "bankrupt",
 )
-# A step's events per account, a (5, 5) matrix: rows 0-3 one fill per Slot, columns FILL_*; row TOTALS, columns TOTAL_*.
+# A step's events follow in the row: a (5, 5) matrix in row-major order; rows 0-3 one fill per Slot (columns
+# FILL_*), row TOTALS the step's totals (columns TOTAL_*). event(row, column) is the state column of one entry.
 FILL_UNITS, FILL_PRICE, FILL_FEE, FILL_PNL, FILL_REASON = range(5)
 TOTALS = 4
 TOTAL_FEES, TOTAL_PNL, TOTAL_TURNOVER, TOTAL_BANKRUPTED, TOTAL_OPENED = range(5)
+EVENTS = len(ACCOUNT_FIELDS)
+EVENTS_SIZE = 25
+#: Columns of an account row: the account, then its step's events.
+ACCOUNT_COLUMNS = EVENTS + EVENTS_SIZE
 # The execution parameters, a float64 vector (ExecutionConfig.kernel_params).
 N_EXECUTION_PARAMS = 10
 P_NEXT_OPEN, P_TAKER, P_MAKER, P_VOL_SLIPPAGE, P_SLIPPAGE, P_SLIPPAGE_MULT, P_LOW, P_HIGH, P_MARGIN, P_MIN_TRADE = (
@@ -232,8 +237,9 @@ def _column(index: int, doc: str) -> _View:
 class Accounts:
     """``N`` trading accounts, one row each of a float64 matrix that :func:`execute_step` updates in place.
 
-    :param state: matrix ``(N, k)``, ``k >= len(ACCOUNT_FIELDS)``; columns ``CASH … BANKRUPT`` are the
-        account (the env keeps more columns after them). Every field below is a column view of it.
+    :param state: matrix ``(N, k)``, ``k >= ACCOUNT_COLUMNS``; columns ``CASH … BANKRUPT`` are the account,
+        then come the last step's events (the env keeps more columns after them). Every field below is a
+        column view of it.
     """
 
     FIELDS = ACCOUNT_FIELDS
@@ -251,9 +257,11 @@ class Accounts:
     bankrupt = _column(BANKRUPT, "1 when the account went bankrupt (frozen until reset), else 0")
 
     def __init__(self, state: FloatArray) -> None:
-        if state.ndim != 2 or state.shape[1] < len(ACCOUNT_FIELDS) or state.dtype != np.float64:
-            raise ValueError(f"state must be a float64 (N, >= {len(ACCOUNT_FIELDS)}) matrix, got {state.shape}")
+        if state.ndim != 2 or state.shape[1] < ACCOUNT_COLUMNS or state.dtype != np.float64:
+            raise ValueError(f"state must be a float64 (N, >= {ACCOUNT_COLUMNS}) matrix, got {state.shape}")
         self.state = state
+        #: What the last step did to each account (a view of the state).
+        self.events = StepEvents(state[:, EVENTS : EVENTS + EVENTS_SIZE].reshape(len(state), N_SLOTS + 1, 5))
 
     @classmethod
     def new(cls, n: int, initial_cash: float | FloatArray) -> Accounts:
@@ -262,7 +270,7 @@ class Accounts:
         :param n: number of accounts.
         :param initial_cash: starting cash, a scalar or an array of shape ``(n,)``.
         """
-        accounts = cls(np.zeros((n, len(ACCOUNT_FIELDS))))
+        accounts = cls(np.zeros((n, ACCOUNT_COLUMNS)))
         accounts.reset(np.ones(n, dtype=np.bool_), initial_cash)
         return accounts
 
@@ -272,13 +280,13 @@ class Accounts:
         :param mask: which accounts to reset, shape ``(N,)``.
         :param initial_cash: starting cash, a scalar or an array of shape ``(N,)`` (read where ``mask``).
         """
-        rows = self.state[mask, : len(ACCOUNT_FIELDS)]
+        rows = self.state[mask, :ACCOUNT_COLUMNS]
         rows[:] = 0.0
         rows[:, [ENTRY, STOP, TARGET]] = np.nan
         cash = np.asarray(initial_cash, dtype=np.float64)
         for column in (CASH, EQUITY, PEAK):
             rows[:, column] = cash if cash.ndim == 0 else cash[mask]
-        self.state[mask, : len(ACCOUNT_FIELDS)] = rows
+        self.state[mask, :ACCOUNT_COLUMNS] = rows
 
 
 def _event(rows: slice | int, column: int, doc: str) -> _View:
@@ -290,7 +298,7 @@ _SLOTS = slice(0, N_SLOTS)
 
 
 class StepEvents:
-    """What one step did to each account; overwritten by every step (allocate once, reuse).
+    """What one step did to each account (:attr:`Accounts.events`); overwritten by every step.
 
     :param events: tensor ``(N, 5, 5)``: for each account, rows 0-3 are one fill per :class:`Slot`
         (columns ``FILL_*``) and row 4 the step's totals (columns ``TOTAL_*``). A slot without a fill
@@ -312,11 +320,6 @@ class StepEvents:
     def __init__(self, events: FloatArray) -> None:
         self.events = events
 
-    @classmethod
-    def new(cls, n: int) -> StepEvents:
-        """Buffers for ``n`` accounts."""
-        return cls(np.zeros((n, N_SLOTS + 1, 5)))
-
 
 def execute_step(
     accounts: Accounts,
@@ -325,8 +328,7 @@ def execute_step(
     stop_distance: FloatArray,
     take_distance: FloatArray,
     bar: BarView,
-    out: StepEvents,
-) -> None:
+) -> StepEvents:
     """Advance every account through its execution bar (see the module docstring and :func:`execute_account`).
 
     :param accounts: the accounts, updated in place.
@@ -335,30 +337,32 @@ def execute_step(
     :param stop_distance: stop-loss distance from the entry fill price as a fraction of it, ``(N,)``; NaN: none.
     :param take_distance: take-profit distance from the entry fill price as a fraction of it, ``(N,)``; NaN: none.
     :param bar: each account's execution bar.
-    :param out: filled with what happened.
+    :return: what happened (:attr:`Accounts.events`, overwritten by the next step).
     :raises ValueError: for a non-finite target.
     """
     if not np.isfinite(target_fraction).all():
         raise ValueError(f"target fractions must be finite, got {target_fraction}")
-    _execute_batch(
-        accounts.state,
-        out.events,
-        cfg.kernel_params,
-        np.stack([target_fraction, stop_distance, take_distance, bar.open, bar.high, bar.low, bar.close, bar.vol]),
-    )
+    inputs = np.stack([target_fraction, stop_distance, take_distance, bar.open, bar.high, bar.low, bar.close, bar.vol])
+    _execute_batch(accounts.state, cfg.kernel_params, inputs)
+    return accounts.events
 
 
 @jit
-def _execute_batch(state: FloatArray, events: FloatArray, params: FloatArray, inputs: FloatArray) -> None:
+def _execute_batch(state: FloatArray, params: FloatArray, x: FloatArray) -> None:
     for i in range(state.shape[0]):
-        x = inputs[:, i]
-        execute_account(state[i], events[i], params, x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
+        execute_account(state, i, params, x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i], x[6, i], x[7, i])
+
+
+@inline
+def event(row: int, column: int) -> int:
+    """The state column of entry ``(row, column)`` of an account's events (compiled; constant-folded)."""
+    return EVENTS + row * 5 + column
 
 
 @inline
 def execute_account(
     a: FloatArray,
-    ev: FloatArray,
+    i: int,
     p: FloatArray,
     target: float,
     stop_distance: float,
@@ -369,7 +373,7 @@ def execute_account(
     close: float,
     vol: float,
 ) -> None:
-    """Advance one account through its execution bar (compiled; the order of events is the module docstring's).
+    """Advance account ``i`` (row ``i`` of ``a``) through its execution bar (compiled; order of events above).
 
     The rebalance is sized with the fee inside: valued at the fill price ``p``, with ``E`` the equity
     before the trade, ``y`` the position notional before and ``x`` after, the order solves
@@ -377,8 +381,9 @@ def execute_account(
     × taker × f)`` for a buy (``s = +1``) or a sell (``s = -1``). Buying with all cash ``C`` thus gets
     ``C / ((1 + taker) × p)`` units and spends exactly ``C``.
 
-    :param a: the account row (columns ``CASH … BANKRUPT``), updated in place.
-    :param ev: the account's ``(5, 5)`` events matrix, overwritten.
+    :param a: the state matrix (columns ``CASH … BANKRUPT``, then the events, which are overwritten).
+    :param i: the account's row. The code indexes ``a[i, column]`` and makes no row views: in numba
+        every view costs reference counting, which was a third of the step.
     :param p: :attr:`ExecutionConfig.kernel_params`.
     :param target: desired position as a signed fraction of equity, finite; clipped to
         ``[-max_leverage, max_leverage]`` (``[0, max_leverage]`` without shorting).
@@ -398,29 +403,30 @@ def execute_account(
         Bankrupt accounts are frozen (nothing fills, equity stays 0) until :meth:`Accounts.reset`.
         An account whose equity at the rebalance price is ``<= 0`` can only go flat.
     """
-    for row in range(N_SLOTS + 1):
-        for column in range(5):
-            ev[row, column] = np.nan if row < N_SLOTS and column == FILL_PRICE else 0.0
-    active = a[BANKRUPT] == 0.0
+    for column in range(EVENTS, EVENTS + EVENTS_SIZE):
+        a[i, column] = 0.0
+    for slot in range(N_SLOTS):
+        a[i, event(slot, FILL_PRICE)] = np.nan
+    active = a[i, BANKRUPT] == 0.0
     taker, maker = p[P_TAKER], p[P_MAKER]
     slip = p[P_SLIPPAGE_MULT] * vol if p[P_VOL_SLIPPAGE] else p[P_SLIPPAGE]
     target = min(max(target, p[P_LOW]), p[P_HIGH])
-    gapped = _exit_at_levels(a, ev, open_, open_, slip, taker, maker, _OPEN_EXIT)
+    gapped = _exit_at_levels(a, i, open_, open_, slip, taker, maker, _OPEN_EXIT)
     if p[P_NEXT_OPEN]:
         if active and not gapped:
-            _rebalance(a, ev, p, target, stop_distance, take_distance, open_, slip)
-        _exit_at_levels(a, ev, low, high, slip, taker, maker, _BAR_EXIT)
+            _rebalance(a, i, p, target, stop_distance, take_distance, open_, slip)
+        _exit_at_levels(a, i, low, high, slip, taker, maker, _BAR_EXIT)
     else:
-        _exit_at_levels(a, ev, low, high, slip, taker, maker, _BAR_EXIT)
+        _exit_at_levels(a, i, low, high, slip, taker, maker, _BAR_EXIT)
         if active:
-            _rebalance(a, ev, p, target, stop_distance, take_distance, close, slip)
-    _mark_to_close(a, ev, p, close, slip)
+            _rebalance(a, i, p, target, stop_distance, take_distance, close, slip)
+    _mark_to_close(a, i, p, close, slip)
 
 
 @inline
 def _exit_at_levels(
     a: FloatArray,
-    ev: FloatArray,
+    i: int,
     adverse_for_long: float,
     favourable_for_long: float,
     slip: float,
@@ -433,41 +439,41 @@ def _exit_at_levels(
     At the open both prices are the open, and the fill happens there (the gap); inside the bar they
     are the low and high, and the fill happens at the level.
     """
-    side = np.sign(a[UNITS])
+    side = np.sign(a[i, UNITS])
     if side == 0.0:
         return False
     adverse = adverse_for_long if side > 0 else favourable_for_long
     favourable = favourable_for_long if side > 0 else adverse_for_long
     # NaN levels (none set) compare False.
-    stop_hit = side * (a[STOP] - adverse) >= 0
-    target_hit = side * (favourable - a[TARGET]) >= 0
+    stop_hit = side * (a[i, STOP] - adverse) >= 0
+    target_hit = side * (favourable - a[i, TARGET]) >= 0
     at_open = slot == _OPEN_EXIT
     if stop_hit:
-        price = adverse if at_open else a[STOP]
-        _close_position(a, ev, price * (1.0 - side * slip), taker, _STOP, slot)
+        price = adverse if at_open else a[i, STOP]
+        _close_position(a, i, price * (1.0 - side * slip), taker, _STOP, slot)
     elif target_hit:
         # A gap fills at the open, which is beyond the level; inside the bar the level itself trades.
-        _close_position(a, ev, favourable if at_open else a[TARGET], maker, _TARGET, slot)
+        _close_position(a, i, favourable if at_open else a[i, TARGET], maker, _TARGET, slot)
     return stop_hit or target_hit
 
 
 @inline
-def _close_position(a: FloatArray, ev: FloatArray, price: float, fee_rate: float, reason: int, slot: int) -> None:
+def _close_position(a: FloatArray, i: int, price: float, fee_rate: float, reason: int, slot: int) -> None:
     """Sell (or buy back) the whole position at ``price``."""
-    units = a[UNITS]
+    units = a[i, UNITS]
     traded = -units
     notional = abs(traded) * price
     fee = notional * fee_rate
-    a[CASH] -= traded * price + fee
-    _record(ev, slot, traded, price, fee, units * (price - a[ENTRY]), notional, reason)
-    a[UNITS] = 0.0
-    a[ENTRY] = a[STOP] = a[TARGET] = np.nan
+    a[i, CASH] -= traded * price + fee
+    _record(a, i, slot, traded, price, fee, units * (price - a[i, ENTRY]), notional, reason)
+    a[i, UNITS] = 0.0
+    a[i, ENTRY] = a[i, STOP] = a[i, TARGET] = np.nan
 
 
 @inline
 def _rebalance(
     a: FloatArray,
-    ev: FloatArray,
+    i: int,
     p: FloatArray,
     target: float,
     stop_distance: float,
@@ -476,7 +482,7 @@ def _rebalance(
     slip: float,
 ) -> None:
     """Move the position to ``target × equity`` with one market order at ``price``."""
-    units, cash, taker = a[UNITS], a[CASH], p[P_TAKER]
+    units, cash, taker = a[i, UNITS], a[i, CASH], p[P_TAKER]
     equity = cash + units * price
     if not equity > 0:
         target = 0.0
@@ -496,58 +502,66 @@ def _rebalance(
     old_side, new_side = np.sign(units), np.sign(new_units)
     pnl = 0.0
     if old_side * traded < 0:
-        pnl = min(abs(traded), abs(units)) * old_side * (fill - a[ENTRY])
-    a[CASH] = cash - (traded * fill + fee)
-    _record(ev, _SIGNAL_SLOT, traded, fill, fee, pnl, notional, _SIGNAL)
+        pnl = min(abs(traded), abs(units)) * old_side * (fill - a[i, ENTRY])
+    a[i, CASH] = cash - (traded * fill + fee)
+    _record(a, i, _SIGNAL_SLOT, traded, fill, fee, pnl, notional, _SIGNAL)
     if new_side == 0:
-        a[ENTRY] = a[STOP] = a[TARGET] = np.nan
+        a[i, ENTRY] = a[i, STOP] = a[i, TARGET] = np.nan
     elif new_side != old_side:  # opened or reversed: levels from this fill
-        a[ENTRY] = fill
-        a[STOP] = fill * (1.0 - new_side * stop_distance)
-        a[TARGET] = fill * (1.0 + new_side * take_distance)
-        ev[TOTALS, TOTAL_OPENED] = 1.0
+        a[i, ENTRY] = fill
+        a[i, STOP] = fill * (1.0 - new_side * stop_distance)
+        a[i, TARGET] = fill * (1.0 + new_side * take_distance)
+        a[i, event(TOTALS, TOTAL_OPENED)] = 1.0
     elif abs(new_units) > abs(units):  # added: size-weighted entry, levels kept
-        a[ENTRY] = (units * a[ENTRY] + traded * fill) / new_units
-    a[UNITS] = new_units
+        a[i, ENTRY] = (units * a[i, ENTRY] + traded * fill) / new_units
+    a[i, UNITS] = new_units
 
 
 @inline
-def _mark_to_close(a: FloatArray, ev: FloatArray, p: FloatArray, close: float, slip: float) -> None:
+def _mark_to_close(a: FloatArray, i: int, p: FloatArray, close: float, slip: float) -> None:
     """Mark at the close, liquidate an under-margined position, flag bankruptcy, update the running stats."""
-    notional = a[UNITS] * close
-    equity = a[CASH] + notional
-    if a[UNITS] != 0 and (equity < p[P_MARGIN] * abs(notional) or equity <= 0):
-        side = np.sign(a[UNITS])
-        _close_position(a, ev, close * (1.0 - side * slip), p[P_TAKER], _LIQUIDATION, _LIQUIDATION_SLOT)
-        equity = a[CASH] + a[UNITS] * close
-    if equity <= 0 and a[BANKRUPT] == 0.0:
-        a[CASH] = equity = 0.0
-        a[BANKRUPT] = 1.0
-        ev[TOTALS, TOTAL_BANKRUPTED] = 1.0
-    a[EQUITY] = equity
-    a[PEAK] = max(a[PEAK], equity)
-    a[FEES_PAID] += ev[TOTALS, TOTAL_FEES]
-    a[REALIZED_PNL] += ev[TOTALS, TOTAL_PNL]
+    notional = a[i, UNITS] * close
+    equity = a[i, CASH] + notional
+    if a[i, UNITS] != 0 and (equity < p[P_MARGIN] * abs(notional) or equity <= 0):
+        side = np.sign(a[i, UNITS])
+        _close_position(a, i, close * (1.0 - side * slip), p[P_TAKER], _LIQUIDATION, _LIQUIDATION_SLOT)
+        equity = a[i, CASH] + a[i, UNITS] * close
+    if equity <= 0 and a[i, BANKRUPT] == 0.0:
+        a[i, CASH] = equity = 0.0
+        a[i, BANKRUPT] = 1.0
+        a[i, event(TOTALS, TOTAL_BANKRUPTED)] = 1.0
+    a[i, EQUITY] = equity
+    a[i, PEAK] = max(a[i, PEAK], equity)
+    a[i, FEES_PAID] += a[i, event(TOTALS, TOTAL_FEES)]
+    a[i, REALIZED_PNL] += a[i, event(TOTALS, TOTAL_PNL)]
     for slot in range(N_SLOTS):
-        a[TRADES] += ev[slot, FILL_REASON] != 0
-    if a[UNITS] == 0:
-        a[BARS_IN_POSITION] = 0.0
-    elif ev[TOTALS, TOTAL_OPENED]:
-        a[BARS_IN_POSITION] = 1.0
+        a[i, TRADES] += a[i, event(slot, FILL_REASON)] != 0
+    if a[i, UNITS] == 0:
+        a[i, BARS_IN_POSITION] = 0.0
+    elif a[i, event(TOTALS, TOTAL_OPENED)]:
+        a[i, BARS_IN_POSITION] = 1.0
     else:
-        a[BARS_IN_POSITION] += 1.0
+        a[i, BARS_IN_POSITION] += 1.0
 
 
 @inline
 def _record(
-    ev: FloatArray, slot: int, traded: float, price: float, fee: float, pnl: float, notional: float, reason: int
+    a: FloatArray,
+    i: int,
+    slot: int,
+    traded: float,
+    price: float,
+    fee: float,
+    pnl: float,
+    notional: float,
+    reason: int,
 ) -> None:
     """Write one slot's fill and add it to the step's totals."""
-    ev[slot, FILL_UNITS] = traded
-    ev[slot, FILL_PRICE] = price
-    ev[slot, FILL_FEE] = fee
-    ev[slot, FILL_PNL] = pnl
-    ev[slot, FILL_REASON] = reason
-    ev[TOTALS, TOTAL_FEES] += fee
-    ev[TOTALS, TOTAL_PNL] += pnl
-    ev[TOTALS, TOTAL_TURNOVER] += notional
+    a[i, event(slot, FILL_UNITS)] = traded
+    a[i, event(slot, FILL_PRICE)] = price
+    a[i, event(slot, FILL_FEE)] = fee
+    a[i, event(slot, FILL_PNL)] = pnl
+    a[i, event(slot, FILL_REASON)] = reason
+    a[i, event(TOTALS, TOTAL_FEES)] += fee
+    a[i, event(TOTALS, TOTAL_PNL)] += pnl
+    a[i, event(TOTALS, TOTAL_TURNOVER)] += notional

@@ -7,8 +7,9 @@ the vector env with N envs: one code path, so the two agree step for step.
 
 Everything it reads and writes is a float64 array with named columns (the constants below):
 
-- the **state**, ``(N, PARTS + components)``: the account (``CASH … BANKRUPT``, see
-  :mod:`tradelab.env.execution`), then the episode (``BAR … TS``), then one column per reward component;
+- the **state**, ``(N, PARTS + components)``: the account and its step's events (``CASH … BANKRUPT``,
+  ``event(row, column)``, see :mod:`tradelab.env.execution`), then the episode (``START … ACTION``), the
+  outputs (``REWARD … TS``) and one column per reward component;
 - the **market**, ``(bars, 7)``: columns ``M_*`` (:attr:`MarketData.matrix`);
 - the **fill log**, ``(N, capacity, 6)``: the episode's fills, columns ``L_*``;
 - the **params**, a vector: the execution settings (``P_*``), the env settings (``E_*``), the action
@@ -23,6 +24,7 @@ import numpy as np
 from tradelab.env.actions import decode_action
 from tradelab.env.config import EnvConfig
 from tradelab.env.execution import (
+    ACCOUNT_COLUMNS,
     BANKRUPT,
     BARS_IN_POSITION,
     ENTRY,
@@ -37,13 +39,14 @@ from tradelab.env.execution import (
     TOTALS,
     TRADES,
     UNITS,
+    event,
     execute_account,
 )
 from tradelab.env.jit import inline, jit
 from tradelab.env.observation import write_observation
 from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_value
 
-# Episode columns of the state, after the account's.
+# Episode columns of the state, after the account's (and its events).
 (
     START,  # the episode's first decision bar
     END,  # its last decision bar
@@ -59,11 +62,8 @@ from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_valu
     ORDER_STOP,
     ORDER_TAKE,
     ACTION,  # the action of the next step, ACTION_WIDTH columns (the scheme's width, padded)
-) = range(BANKRUPT + 1, BANKRUPT + 15)
+) = range(ACCOUNT_COLUMNS, ACCOUNT_COLUMNS + 14)
 ACTION_WIDTH = 3
-#: The step's events, EVENTS_SIZE columns: a (5, 5) matrix (see StepEvents) in row-major order.
-EVENTS = ACTION + ACTION_WIDTH
-EVENTS_SIZE = (N_SLOTS + 1) * 5
 # The outputs of a step, one contiguous block from OUTPUT to the row's end (the reward parts last), so
 # that one ``tolist()`` reads them; observe_env refreshes the copies of account values at every step and reset.
 (
@@ -78,7 +78,7 @@ EVENTS_SIZE = (N_SLOTS + 1) * 5
     DRAWDOWN,  # 1 - equity / peak equity
     BAR,  # the decision bar
     TS,  # its open time, epoch ms
-) = range(EVENTS + EVENTS_SIZE, EVENTS + EVENTS_SIZE + 11)
+) = range(ACTION + ACTION_WIDTH, ACTION + ACTION_WIDTH + 11)
 OUTPUT = REWARD
 #: First reward-component column of the state (one per component, to the row's end).
 PARTS = TS + 1
@@ -135,7 +135,10 @@ def kernel_params(config: EnvConfig, components: list[RewardComponent], weights:
 def step_batch(
     market: np.ndarray, features: np.ndarray, state: np.ndarray, log: np.ndarray, params: np.ndarray, obs: np.ndarray
 ) -> int:
-    """Advance every env one bar (see the module docstring); every array but ``actions`` and ``market`` is updated.
+    """Advance every env one bar (see the module docstring); ``state``, ``log`` and ``obs`` are updated.
+
+    The code indexes ``array[i, column]`` and makes no row views: in numba every view costs reference
+    counting, which was a third of the step.
 
     :param market: :attr:`MarketData.matrix`.
     :param features: the float32 feature matrix ``(bars, F)``.
@@ -145,66 +148,64 @@ def step_batch(
     :param obs: the observations ``(N, size)`` float32.
     :return: ``-1 - i`` when env ``i``'s action is invalid, ``-1 - N - i`` when env ``i``'s episode has ended
         (or never started: the core marks new envs truncated) and it needs a reset; nothing is changed then.
-        Else the bits
-        ``EPISODE_ENDED`` (some env's episode ended) and ``LOG_FULL`` (a log row may overflow next step).
+        Else the bits ``EPISODE_ENDED`` (some env's episode ended) and ``LOG_FULL`` (a log row may overflow
+        next step).
     """
+    s = state
     action_params = params[int(params[E_ACTIONS]) : int(params[E_REWARD])]
-    n = state.shape[0]
+    n = s.shape[0]
     for i in range(n):  # check and decode all first, so an error changes nothing
-        s = state[i]
-        if s[TERMINATED] != 0.0 or s[TRUNCATED] != 0.0:
+        if s[i, TERMINATED] != 0.0 or s[i, TRUNCATED] != 0.0:
             return -1 - n - i
-        action = s[ACTION : ACTION + ACTION_WIDTH]
-        target, stop, take, valid = decode_action(action, market[int(s[BAR]), M_ATR], action_params)
+        target, stop, take, valid = decode_action(s, i, ACTION, market[int(s[i, BAR]), M_ATR], action_params)
         if not valid:
             return -1 - i
-        s[ORDER_TARGET], s[ORDER_STOP], s[ORDER_TAKE] = target, stop, take
+        s[i, ORDER_TARGET], s[i, ORDER_STOP], s[i, ORDER_TAKE] = target, stop, take
     execution = params[:N_EXECUTION_PARAMS]
     status = 0
-    for i in range(state.shape[0]):
-        s = state[i]
-        ev = s[EVENTS : EVENTS + EVENTS_SIZE].reshape((N_SLOTS + 1, 5))
-        bar = int(s[BAR])
-        m = market[bar + int(execution[P_NEXT_OPEN])]  # the execution bar
-        s[EQUITY_PREV] = s[EQUITY]
+    for i in range(n):
+        bar = int(s[i, BAR])
+        b = bar + int(execution[P_NEXT_OPEN])  # the execution bar
+        s[i, EQUITY_PREV] = s[i, EQUITY]
         execute_account(
-            s, ev, execution, s[ORDER_TARGET], s[ORDER_STOP], s[ORDER_TAKE], m[M_OPEN], m[M_HIGH], m[M_LOW],
-            m[M_CLOSE], market[bar, M_VOL],
+            s, i, execution, s[i, ORDER_TARGET], s[i, ORDER_STOP], s[i, ORDER_TAKE], market[b, M_OPEN],
+            market[b, M_HIGH], market[b, M_LOW], market[b, M_CLOSE], market[bar, M_VOL],
         )  # fmt: skip
-        s[MARK] = m[M_CLOSE]
-        if params[E_TRADE_LOG] and _log_fills(log[i], s, ev, m[M_TS]):
+        s[i, MARK] = market[b, M_CLOSE]
+        if params[E_TRADE_LOG] and _log_fills(log, i, s, market[b, M_TS]):
             status |= LOG_FULL
-        reward = _reward(s, ev, params)
-        s[REWARD] = reward
-        s[EPISODE_REWARD] += reward
-        s[BAR] = bar + 1
-        s[STEPS] += 1
-        drawdown = 1.0 - s[EQUITY] / s[PEAK]
-        s[MAX_DRAWDOWN] = max(s[MAX_DRAWDOWN], drawdown)
-        terminated = s[BANKRUPT] != 0.0 or drawdown > params[E_MAX_DRAWDOWN]  # NaN limit: never
-        truncated = bar + 1 > s[END] and not terminated
-        s[TERMINATED], s[TRUNCATED] = terminated, truncated
+        reward = _reward(s, i, params)
+        s[i, REWARD] = reward
+        s[i, EPISODE_REWARD] += reward
+        s[i, BAR] = bar + 1
+        s[i, STEPS] += 1
+        drawdown = 1.0 - s[i, EQUITY] / s[i, PEAK]
+        s[i, MAX_DRAWDOWN] = max(s[i, MAX_DRAWDOWN], drawdown)
+        terminated = s[i, BANKRUPT] != 0.0 or drawdown > params[E_MAX_DRAWDOWN]  # NaN limit: never
+        truncated = bar + 1 > s[i, END] and not terminated
+        s[i, TERMINATED], s[i, TRUNCATED] = terminated, truncated
         if terminated or truncated:
             status |= EPISODE_ENDED
-        observe_env(obs[i], s, market, features, params)
+        observe_env(obs, i, s, market, features, params)
     return status
 
 
 @inline
-def _log_fills(log: np.ndarray, s: np.ndarray, ev: np.ndarray, ts: float) -> bool:
-    """Append the step's fills to one env's log, in slot order; True when the next step might overflow it."""
-    count = int(s[FILLS])
+def _log_fills(log: np.ndarray, i: int, s: np.ndarray, ts: float) -> bool:
+    """Append the step's fills to env ``i``'s log, in slot order; True when the next step might overflow it."""
+    count = int(s[i, FILLS])
     for slot in range(N_SLOTS):
-        if ev[slot, FILL_REASON] != 0:
-            log[count, L_TS] = ts
-            log[count, L_UNITS : L_REASON + 1] = ev[slot, : FILL_REASON + 1]
+        if s[i, event(slot, FILL_REASON)] != 0:
+            log[i, count, L_TS] = ts
+            for column in range(FILL_REASON + 1):
+                log[i, count, L_UNITS + column] = s[i, event(slot, column)]
             count += 1
-    s[FILLS] = count
-    return count + N_SLOTS > log.shape[0]
+    s[i, FILLS] = count
+    return count + N_SLOTS > log.shape[1]
 
 
 @inline
-def _reward(s: np.ndarray, ev: np.ndarray, params: np.ndarray) -> float:
+def _reward(s: np.ndarray, i: int, params: np.ndarray) -> float:
     """The weighted sum of the built-in components, each stored in its state column."""
     at, total = int(params[E_REWARD]), 0.0
     for j in range(int(params[E_COMPONENTS])):
@@ -212,30 +213,32 @@ def _reward(s: np.ndarray, ev: np.ndarray, params: np.ndarray) -> float:
         if kind == PYTHON_COMPONENT:
             continue
         value = builtin_value(
-            int(kind), param, s[EQUITY_PREV], s[EQUITY], s[PEAK], ev[TOTALS, TOTAL_FEES], s[UNITS], s[MARK],
-            params[E_INITIAL_CASH], s[DSR_A : DSR_B + 1],
+            int(kind), param, s[i, EQUITY_PREV], s[i, EQUITY], s[i, PEAK], s[i, event(TOTALS, TOTAL_FEES)],
+            s[i, UNITS], s[i, MARK], params[E_INITIAL_CASH], s, i, DSR_A,
         )  # fmt: skip
-        s[PARTS + j] = value
+        s[i, PARTS + j] = value
         total += weight * value
     return total
 
 
 @inline
-def observe_env(out: np.ndarray, s: np.ndarray, market: np.ndarray, features: np.ndarray, params: np.ndarray) -> None:
-    """Write one env's observation at its decision bar, and its outputs (``OUT_*``, position, drawdown, time)."""
-    equity, mark, units = s[EQUITY], s[MARK], s[UNITS]
+def observe_env(
+    obs: np.ndarray, i: int, s: np.ndarray, market: np.ndarray, features: np.ndarray, params: np.ndarray
+) -> None:
+    """Write env ``i``'s observation at its decision bar, and its outputs (``OUT_*``, position, drawdown, time)."""
+    equity, mark, units = s[i, EQUITY], s[i, MARK], s[i, UNITS]
     floored = max(equity, 1e-12)  # a bankrupt account (equity 0) shows a zero position
     position = units * mark / floored
-    unrealized = units * (mark - s[ENTRY])
+    unrealized = units * (mark - s[i, ENTRY])
     if unrealized != unrealized:  # NaN entry: flat
         unrealized = 0.0
-    drawdown = 1.0 - equity / s[PEAK]
-    bar = int(s[BAR])
-    s[POSITION], s[DRAWDOWN], s[TS] = position, drawdown, market[bar, M_TS]
-    s[OUT_EQUITY], s[OUT_UNITS], s[OUT_FEES], s[OUT_FILLS] = equity, units, s[FEES_PAID], s[TRADES]
+    drawdown = 1.0 - equity / s[i, PEAK]
+    bar = int(s[i, BAR])
+    s[i, POSITION], s[i, DRAWDOWN], s[i, TS] = position, drawdown, market[bar, M_TS]
+    s[i, OUT_EQUITY], s[i, OUT_UNITS], s[i, OUT_FEES], s[i, OUT_FILLS] = equity, units, s[i, FEES_PAID], s[i, TRADES]
     write_observation(
-        out, features, bar, int(params[E_WINDOW]), position, unrealized / floored,
-        equity / params[E_INITIAL_CASH] - 1.0, drawdown, s[BARS_IN_POSITION] / params[E_HOLDING_SCALE],
+        obs, i, features, bar, int(params[E_WINDOW]), position, unrealized / floored,
+        equity / params[E_INITIAL_CASH] - 1.0, drawdown, s[i, BARS_IN_POSITION] / params[E_HOLDING_SCALE],
         params[E_CLIP],
     )  # fmt: skip
 
@@ -247,4 +250,4 @@ def observe_batch(
     """:func:`observe_env` for every env where ``mask`` is True."""
     for i in range(state.shape[0]):
         if mask[i]:
-            observe_env(obs[i], state[i], market, features, params)
+            observe_env(obs, i, state, market, features, params)

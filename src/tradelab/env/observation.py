@@ -78,6 +78,7 @@ class ObservationBuilder:
 @inline
 def write_observation(
     out: np.ndarray,
+    i: int,
     features: np.ndarray,
     bar: int,
     window: int,
@@ -88,33 +89,35 @@ def write_observation(
     holding: float,
     clip: float,
 ) -> None:
-    """Write one env's observation into ``out`` (float32, ``(W × F + 5,)``) (compiled).
+    """Write one env's observation into row ``i`` of ``out`` (float32, ``(N, W × F + 5)``) (compiled).
 
     :param bar: the decision bar; the window is rows ``bar - window + 1 … bar``.
     :param holding: bars in position divided by the holding scale.
     :param clip: the bound of every value; NaN for none.
     """
-    rows = features[bar - window + 1 : bar + 1].reshape(-1)  # C-contiguous: one run of W × F values
-    k = rows.shape[0]
-    for j in range(k):
-        out[j] = rows[j]
-    out[k] = position
-    out[k + 1] = unrealized_pnl
-    out[k + 2] = equity_change
-    out[k + 3] = drawdown
-    out[k + 4] = holding
+    n_features = features.shape[1]
+    k = 0
+    for row in range(bar - window + 1, bar + 1):
+        for column in range(n_features):
+            out[i, k] = features[row, column]
+            k += 1
+    out[i, k] = position
+    out[i, k + 1] = unrealized_pnl
+    out[i, k + 2] = equity_change
+    out[i, k + 3] = drawdown
+    out[i, k + 4] = holding
     if clip == clip:  # not NaN
-        for j in range(out.shape[0]):
-            if out[j] > clip:
-                out[j] = clip
-            elif out[j] < -clip:
-                out[j] = -clip
+        for j in range(k + 5):
+            if out[i, j] > clip:
+                out[i, j] = clip
+            elif out[i, j] < -clip:
+                out[i, j] = -clip
 
 
 @jit
 def _build_batch(
     out: np.ndarray, features: np.ndarray, bar: np.ndarray, window: int, account: np.ndarray, clip: float
 ) -> None:
+    a = account
     for i in range(out.shape[0]):
-        a = account[:, i]
-        write_observation(out[i], features, bar[i], window, a[0], a[1], a[2], a[3], a[4], clip)
+        write_observation(out, i, features, bar[i], window, a[0, i], a[1, i], a[2, i], a[3, i], a[4, i], clip)

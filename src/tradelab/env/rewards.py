@@ -138,13 +138,15 @@ def builtin_value(
     price: float,
     initial_cash: float,
     moments: np.ndarray,
+    i: int,
+    at: int,
 ) -> float:
     """One env's value of the built-in component ``kind`` (compiled; see each component's docstring).
 
     :param kind: a kernel id (``LOG_RETURN`` … ``DIFFERENTIAL_SHARPE``).
     :param eta: the differential Sharpe ratio's adaptation rate (ignored by the others).
-    :param moments: the env's running moments ``[A, B]`` of the differential Sharpe ratio, updated in
-        place by that component (ignored by the others).
+    :param moments: a matrix holding the env's running moments ``A, B`` of the differential Sharpe ratio
+        in row ``i``, columns ``at, at + 1``; updated in place by that component (ignored by the others).
     """
     floor = EQUITY_FLOOR * initial_cash
     if kind == PNL:
@@ -158,10 +160,10 @@ def builtin_value(
     r = np.log(max(equity, floor)) - np.log(max(equity_prev, floor))
     if kind == LOG_RETURN:
         return r
-    a, b = moments[0], moments[1]
+    a, b = moments[i, at], moments[i, at + 1]
     delta_a, delta_b = r - a, r * r - b
     variance = b - a * a
-    moments[0], moments[1] = a + eta * delta_a, b + eta * delta_b
+    moments[i, at], moments[i, at + 1] = a + eta * delta_a, b + eta * delta_b
     if variance > MIN_VARIANCE:
         return (b * delta_a - 0.5 * (a * delta_b)) / variance**1.5
     return 0.0
@@ -169,9 +171,9 @@ def builtin_value(
 
 @jit
 def _builtin_batch(kind: int, eta: float, inputs: np.ndarray, moments: np.ndarray, out: np.ndarray) -> None:
+    x = inputs
     for i in range(out.shape[0]):
-        x = inputs[:, i]
-        out[i] = builtin_value(kind, eta, x[0], x[1], x[2], x[3], x[4], x[5], x[6], moments[i])
+        out[i] = builtin_value(kind, eta, x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i], x[6, i], moments, i, 0)
 
 
 class BuiltinComponent(RewardComponent):

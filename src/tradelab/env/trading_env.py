@@ -11,7 +11,7 @@ import numpy as np
 from tradelab.data.store import Store
 from tradelab.env.config import EnvConfig
 from tradelab.env.core import OUT_REWARD, OUT_TERMINATED, OUT_TRUNCATED, TradingCore, observation_space, render_line
-from tradelab.env.kernel import OUTPUT
+from tradelab.env.kernel import EPISODE_ENDED, OUTPUT
 from tradelab.env.market import MarketData
 
 _ALL = np.ones(1, dtype=bool)
@@ -82,14 +82,16 @@ class TradingEnv(gym.Env[Any, Any]):
         # up twice (see bench/bench_env.py).
         core = self.core
         self._action[:] = action
-        core.advance()
+        status = core.kernel(*core.kernel_args)  # core.advance(), inlined
+        if status or core.python_parts:
+            core.settle(status)
         out = self._outputs.tolist()
-        terminated, truncated = out[OUT_TERMINATED] != 0.0, out[OUT_TRUNCATED] != 0.0
         info = core.info(out)
-        if terminated or truncated:
-            info["episode_summary"], info["trades"] = core.episode_end(0)
         obs = self._obs.copy() if self._flat else self._observation()
-        return obs, out[OUT_REWARD], terminated, truncated, info
+        if not status & EPISODE_ENDED:
+            return obs, out[OUT_REWARD], False, False, info
+        info["episode_summary"], info["trades"] = core.episode_end(0)
+        return obs, out[OUT_REWARD], out[OUT_TERMINATED] != 0.0, out[OUT_TRUNCATED] != 0.0, info
 
     def render(self) -> str | None:
         """A text line on the current bar and account (``render_mode="ansi"``); None without a render mode."""
