@@ -7,6 +7,7 @@ import typer
 from tradelab import __version__
 from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
+from tradelab.experiments.cli import run
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(tools_app, name="tools")
 app.add_typer(env_app, name="env")
+app.command()(run)
 
 
 @app.command()

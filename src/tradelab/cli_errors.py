@@ -11,6 +11,7 @@ from rich.console import Console
 
 from tradelab.data.errors import DataError
 from tradelab.env.market import EnvDataError
+from tradelab.experiments.config import ConfigError
 from tradelab.tools.errors import ToolError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -18,13 +19,13 @@ errors = Console(stderr=True)
 
 
 def reports_errors(command: F) -> F:
-    """Turn a data, tool or env error into ``error: <message>`` and exit status 2 (no traceback)."""
+    """Turn a data, tool, env or config error into ``error: <message>`` and exit status 2 (no traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (DataError, ToolError, EnvDataError) as exc:
+        except (DataError, ToolError, EnvDataError, ConfigError) as exc:
             errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

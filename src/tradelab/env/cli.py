@@ -38,7 +38,9 @@ def load_config(path: Path) -> EnvConfig:
 @reports_errors
 def check(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Env config JSON file (EnvConfig).")],
-    policy: Annotated[Literal["sma", "hold", "random"], typer.Option(help="Rule that plays the episode.")] = "sma",
+    policy: Annotated[
+        Literal["sma", "sma_crossover", "hold", "flat", "random"], typer.Option(help="Rule that plays the episode.")
+    ] = "sma",
     seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
 ) -> None:
     """Build the env, run Gymnasium's env checker, then play one episode and print its summary."""

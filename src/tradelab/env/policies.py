@@ -41,6 +41,23 @@ def sma_trend(env: TradingEnv, period: int = 240) -> Policy:
     return lambda _obs, info: long if close[info["bar"]] > sma[info["bar"]] else flat
 
 
+def sma_crossover(env: TradingEnv, fast: int = 60, slow: int = 240) -> Policy:
+    """Long the highest level while the ``fast``-bar SMA of the close is above the ``slow``-bar one, else flat.
+
+    Causal: both SMAs at bar ``t`` use closes up to ``t``.
+    """
+    close = env.core.market.close
+    above = talib.SMA(close, timeperiod=fast) > talib.SMA(close, timeperiod=slow)  # False during the warm-up
+    long, flat = level_action(env, env.config.actions.max_level), level_action(env, 0.0)
+    return lambda _obs, info: long if above[info["bar"]] else flat
+
+
+def flat(env: TradingEnv) -> Policy:
+    """Stay out of the market: the baseline that earns nothing and pays nothing."""
+    action = level_action(env, 0.0)
+    return lambda _obs, _info: action
+
+
 def hold(env: TradingEnv) -> Policy:
     """Buy at the first decision and hold the highest level to the end."""
     action = level_action(env, env.config.actions.max_level)
@@ -52,7 +69,13 @@ def random_policy(env: TradingEnv) -> Policy:
     return lambda _obs, _info: env.action_space.sample()
 
 
-POLICIES: dict[str, Callable[[TradingEnv], Policy]] = {"sma": sma_trend, "hold": hold, "random": random_policy}
+POLICIES: dict[str, Callable[[TradingEnv], Policy]] = {
+    "sma": sma_trend,
+    "sma_crossover": sma_crossover,
+    "hold": hold,
+    "flat": flat,
+    "random": random_policy,
+}
 
 
 def run_episode(

@@ -1,0 +1,65 @@
+"""``tradelab run``: train, select and test an agent from an experiment config, and print the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradelab.cli_errors import reports_errors
+from tradelab.experiments.config import load_config
+
+console = Console()
+#: The columns of the results table: metric key, header, format.
+COLUMNS = (
+    ("total_return", "return", "{:+.2%}"),
+    ("sharpe", "Sharpe", "{:.2f}"),
+    ("sortino", "Sortino", "{:.2f}"),
+    ("max_drawdown", "max DD", "{:.2%}"),
+    ("calmar", "Calmar", "{:.2f}"),
+    ("win_rate", "win rate", "{:.1%}"),
+    ("n_trades", "trades", "{:,}"),
+    ("exposure", "exposure", "{:.1%}"),
+    ("fees", "fees", "{:,.2f}"),
+)
+
+
+@reports_errors
+def run(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Experiment config (YAML or JSON).")],
+    out: Annotated[Path, typer.Option(help="Parent folder of the run folders.")] = Path("runs"),
+    seed: Annotated[int | None, typer.Option(help="Run only this seed (default: the config's seeds).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config value: key.path=value (repeatable).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar while training.")] = True,
+) -> None:
+    """Train on the train segment, select on validation, test beside the baselines; write the run's artifacts."""
+    config = load_config(config_path, set_ or ())
+    from tradelab.experiments.runner import run_experiment  # torch and SB3 load only for this command
+
+    for outcome in run_experiment(config, out, seed=seed, progress=progress):
+        print_results(outcome.results, outcome.url)
+
+
+def print_results(results: dict[str, Any], url: str) -> None:
+    """The test metrics of the agent and the baselines as a table, then where the artifacts are."""
+    fold = "" if results["fold"] is None else f", fold {results['fold']}"
+    table = Table(
+        "policy",
+        *(header for _, header, _ in COLUMNS),
+        title=f"{results['name']}: test split, seed {results['seed']}{fold}",
+    )
+    for name, metrics in results["test"].items():
+        table.add_row(
+            name, *(fmt.format(metrics[key]) for key, _, fmt in COLUMNS), style="bold" if name == "agent" else None
+        )
+    console.print(table)
+    low, high = results["agent_sharpe_ci95"]
+    console.print(
+        f"agent Sharpe 95% bootstrap interval: [{low:.2f}, {high:.2f}]; model selected: {results['selected']}"
+    )
+    console.print(f"artifacts: {url}")

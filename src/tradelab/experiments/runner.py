@@ -1,0 +1,334 @@
+"""``tradelab run``: train an agent on the train segment, select it on validation, test it beside the baselines.
+
+For every fold of the split (one for a chronological split) and every seed, :func:`run_experiment`:
+
+1. trains the configured SB3 algorithm on the native vectorized env over the train segment, with a
+   progress bar and the wall-time budget;
+2. every ``evaluation.every_steps`` env steps, plays the agent over the validation segment and keeps
+   the model with the best validation metric (early stopping after ``evaluation.patience``
+   evaluations without improvement);
+3. plays the selected model and the baselines over the test segment, with the same execution model,
+   and writes every artifact (see :mod:`tradelab.experiments.artifacts`).
+
+Features are computed once over the whole dataset (causal tools, so a segment's warm-up reads only
+bars before it), and every segment is a window of that one :class:`MarketData`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
+
+from tradelab.data.splits import SplitPlan, check_plan, chronological_split, walk_forward
+from tradelab.data.store import Store
+from tradelab.env.config import EnvConfig
+from tradelab.env.market import MarketData
+from tradelab.env.vec_env import TradingVecEnv
+from tradelab.experiments.agents import agent_policy
+from tradelab.experiments.artifacts import RunStorage
+from tradelab.experiments.config import ChronologicalSplitConfig, ExperimentConfig, algorithm_class
+from tradelab.experiments.evaluation import Episode, evaluation_env, play, play_baselines, segment
+from tradelab.experiments.metrics import periods_per_year
+from tradelab.experiments.sb3_vec_env import SB3VecEnv
+from tradelab.experiments.stats import bootstrap_sharpe_ci
+
+logger = logging.getLogger(__name__)
+
+_PACKAGES = ("tradelab", "numpy", "numba", "polars", "gymnasium", "torch", "stable-baselines3", "sb3-contrib")
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """Row ranges (first, last, inclusive) of one fold's segments; ``val`` is None without validation."""
+
+    fold: int | None
+    train: tuple[int, int]
+    val: tuple[int, int] | None
+    test: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """One finished run: where its artifacts are and what ``results.json`` holds."""
+
+    url: str
+    results: dict[str, Any]
+
+
+def plan_segments(config: ExperimentConfig, market: MarketData) -> list[Segments]:
+    """The folds of ``config.split`` over ``market``'s bars, checked to be in order and not to overlap.
+
+    No embargo is needed for the env itself: an env over a segment decides up to its second-to-last bar
+    and fills on its last one, so training never earns a return on a later segment's bars. An evaluation
+    reads the window and indicator warm-up before its segment, which is past data and leaks nothing
+    about the returns it is scored on. ``embargo_bars`` is there for slower-moving dependence.
+
+    :raises DataError: for a split that leaves a segment without bars, or whose segments overlap.
+    """
+    ts = pl.Series("ts", market.ts).cast(pl.Datetime("ms", "UTC"))
+    split = config.split
+    if isinstance(split, ChronologicalSplitConfig):
+        plan = chronological_split(
+            ts, train=split.train, val=split.val, test=split.test, embargo_bars=split.embargo_bars
+        )
+    else:
+        plan = walk_forward(
+            ts,
+            n_folds=split.n_folds,
+            test_fraction=split.test_fraction,
+            train_bars=split.train_bars,
+            val_bars=split.val_bars,
+            embargo_bars=split.embargo_bars,
+        )
+    check_plan(plan, warmup_bars=0, horizon_bars=0)
+    return _segments(plan)
+
+
+def _segments(plan: SplitPlan) -> list[Segments]:
+    def rows(segment: Any) -> tuple[int, int] | None:
+        return None if segment is None else (segment.first_row, segment.last_row)
+
+    if plan.kind == "chronological":
+        by_name = {s.name: s for s in plan.segments}
+        return [Segments(None, rows(by_name["train"]), rows(by_name.get("val")), rows(by_name["test"]))]  # type: ignore[arg-type]
+    return [Segments(f.index, rows(f.train), rows(f.val), rows(f.test)) for f in plan.folds]  # type: ignore[arg-type]
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: str | Path = "runs",
+    *,
+    seed: int | None = None,
+    store: Store | None = None,
+    progress: bool = True,
+) -> list[RunOutcome]:
+    """Train, select and test one agent per fold and seed; write each run's artifacts under ``out``.
+
+    :param config: the experiment.
+    :param out: parent folder (or fsspec URL) of the run folders.
+    :param seed: run only this seed instead of ``config.seeds``.
+    :param store: the candle store; the default one when None.
+    :param progress: show a progress bar while training.
+    :raises tradelab.data.errors.DataError: a missing dataset, or a split without bars.
+    :raises EnvDataError: data that fails validation, a non-causal tool, a version mismatch.
+    """
+    market = MarketData.from_store(config.env, store)
+    folds = plan_segments(config, market)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    outcomes = []
+    for fold in folds:
+        for run_seed in [seed] if seed is not None else config.seeds:
+            suffix = f"-s{run_seed}" + ("" if fold.fold is None else f"-f{fold.fold}")
+            storage = RunStorage(f"{str(out).rstrip('/')}/{config.name}-{stamp}{suffix}")
+            outcomes.append(_run_one(config, market, fold, run_seed, storage, progress))
+    return outcomes
+
+
+def _run_one(
+    config: ExperimentConfig, market: MarketData, fold: Segments, seed: int, storage: RunStorage, progress: bool
+) -> RunOutcome:
+    """One run, its folder marked failed (with the traceback) if anything raises."""
+    storage.write_json("config.json", provenance(config, market, seed, fold))
+    storage.write_json("status.json", {"status": "running", "started": _now()})
+    try:
+        results = _train_and_test(config, market, fold, seed, storage, progress)
+    except BaseException as error:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        storage.write_json("status.json", {"status": status, "ended": _now(), "error": traceback.format_exc()})
+        raise
+    storage.write_json("results.json", results)
+    storage.write_json("status.json", {"status": "succeeded", "ended": _now()})
+    return RunOutcome(storage.url, results)
+
+
+def _train_and_test(
+    config: ExperimentConfig, market: MarketData, fold: Segments, seed: int, storage: RunStorage, progress: bool
+) -> dict[str, Any]:
+    set_random_seed(seed)
+    timeframe = config.env.dataset.timeframe
+    train_config = config.env.model_copy(update={"episode": config.env.episode.model_copy(update={"trade_log": False})})
+    venv = TradingVecEnv(train_config, config.n_envs, market=segment(market, *fold.train))
+    venv.reset(seed=seed)
+    algorithm = config.algorithm
+    model = algorithm_class(algorithm.name)(
+        algorithm.policy_name,
+        SB3VecEnv(venv),
+        seed=seed,
+        device=config.device,
+        verbose=0,
+        policy_kwargs=dict(algorithm.policy_kwargs) or None,
+        **algorithm.hyperparams,
+    )
+    validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
+    training = _Training(config, validate)
+    started = time.perf_counter()
+    with _progress(progress, config.total_timesteps) as advance:
+        training.advance = advance
+        model.learn(config.total_timesteps, callback=training)
+    train_seconds = time.perf_counter() - started
+    if training.best is not None:
+        model = algorithm_class(algorithm.name).load(io.BytesIO(training.best), device=config.device)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    storage.write_bytes("model.zip", buffer.getvalue())
+    if training.curve:
+        storage.write_parquet("training.parquet", pl.DataFrame(training.curve))
+
+    env = evaluation_env(config.env, segment(market, *fold.test))
+    episodes = {"agent": play(env, agent_policy(model, env), "agent", seed), **play_baselines(env, seed)}
+    _write_episodes(storage, "test", episodes)
+    returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
+    low, high = bootstrap_sharpe_ci(returns, periods_per_year(timeframe), seed=seed)
+    return {
+        "name": config.name,
+        "seed": seed,
+        "fold": fold.fold,
+        "timesteps": int(model.num_timesteps),
+        "train_seconds": train_seconds,
+        "stopped_by": training.stopped_by,
+        "selected": "best_validation" if training.best is not None else "last",
+        "best_validation": training.best_value,
+        "test": {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()},
+        "agent_sharpe_ci95": [low, high],
+    }
+
+
+def _validator(env: EnvConfig, market: MarketData, timeframe: str) -> Callable[[Any], dict[str, Any]]:
+    """A function scoring a model on the validation segment (deterministic actions)."""
+    eval_env = evaluation_env(env, market)
+
+    def validate(model: Any) -> dict[str, Any]:
+        return play(eval_env, agent_policy(model, eval_env), "agent").metrics(timeframe).as_dict()
+
+    return validate
+
+
+class _Training(BaseCallback):
+    """Progress, wall-time budget, periodic validation with best-model selection and early stopping."""
+
+    def __init__(self, config: ExperimentConfig, validate: Callable[[Any], dict[str, Any]] | None) -> None:
+        super().__init__()
+        self.evaluation = config.evaluation
+        self.budget = config.budget.max_wall_time_s
+        self.validate = validate
+        self.advance: Callable[[int], None] = lambda _steps: None
+        self.curve: list[dict[str, Any]] = []
+        self.best: bytes | None = None
+        self.best_value: float | None = None
+        self.stopped_by = "timesteps"
+        self._next = self.evaluation.every_steps
+        self._stale = 0
+        self._started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        self.advance(self.num_timesteps)
+        if self.budget is not None and time.perf_counter() - self._started > self.budget:
+            self.stopped_by = "budget"
+            return False
+        if self.validate is None or self.num_timesteps < self._next:
+            return True
+        self._next += self.evaluation.every_steps
+        return self._evaluate()
+
+    def _on_training_end(self) -> None:
+        if self.validate is not None and (not self.curve or self.curve[-1]["timesteps"] != self.num_timesteps):
+            self._evaluate()  # the final model competes too
+
+    def _evaluate(self) -> bool:
+        assert self.validate is not None
+        metrics = self.validate(self.model)
+        value = float(metrics[self.evaluation.metric])
+        elapsed = time.perf_counter() - self._started
+        self.curve.append({"timesteps": self.num_timesteps, "seconds": elapsed, **_finite(metrics)})
+        if self.best_value is None or value > self.best_value:
+            self.best_value, self._stale = value, 0
+            buffer = io.BytesIO()
+            self.model.save(buffer)
+            self.best = buffer.getvalue()
+            return True
+        self._stale += 1
+        if self.evaluation.patience is not None and self._stale >= self.evaluation.patience:
+            self.stopped_by = "early_stopping"
+            return False
+        return True
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics as floats with infinities clipped, for a Parquet training curve."""
+    return {key: float(np.clip(value, -1e300, 1e300)) for key, value in metrics.items()}
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over the training timesteps, yielding ``advance(timesteps_done)``."""
+    if not enabled:
+        yield lambda _steps: None
+        return
+    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"))
+    with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("train", total=total)
+        yield lambda steps: bar.update(task, completed=steps)
+
+
+def _write_episodes(storage: RunStorage, split: str, episodes: dict[str, Episode]) -> None:
+    """Equity and position of every policy side by side, and the agent's trades, for one split."""
+    agent = episodes["agent"]
+    columns = {"ts": agent.frame()["ts"]}
+    for name, episode in episodes.items():
+        columns[f"{name}_equity"] = pl.Series(episode.equity)
+        columns[f"{name}_position"] = pl.Series(episode.position)
+    storage.write_parquet(f"equity_{split}.parquet", pl.DataFrame(columns))
+    storage.write_parquet(f"trades_{split}.parquet", pl.DataFrame(agent.trades, infer_schema_length=None))
+
+
+def provenance(config: ExperimentConfig, market: MarketData, seed: int, fold: Segments) -> dict[str, Any]:
+    """The resolved config with what reproduces the run: dataset, code version, packages, seed, segments."""
+    return {
+        "config": config.model_dump(mode="json"),
+        "seed": seed,
+        "fold": fold.fold,
+        "dataset": market.dataset,
+        "segments": {"train": fold.train, "val": fold.val, "test": fold.test},
+        "git_commit": _git_commit(),
+        "packages": {name: _version(name) for name in _PACKAGES},
+        "python": platform.python_version(),
+        "created": _now(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except OSError:
+        return None
+    return found.stdout.strip() or None
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

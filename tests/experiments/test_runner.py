@@ -1,0 +1,78 @@
+"""``tradelab run`` end to end on a tiny experiment: artifacts, results beside baselines, reproducibility, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.experiments.runs import stored, tiny_config
+from tradelab.data.errors import DataError
+from tradelab.data.store import Store
+from tradelab.experiments import runner
+from tradelab.experiments.artifacts import RunStorage
+from tradelab.experiments.evaluation import BASELINES
+from tradelab.experiments.runner import run_experiment
+
+
+def test_a_run_writes_every_artifact_and_tests_the_agent_beside_the_baselines(store: Store, tmp_path: Path) -> None:
+    (outcome,) = run_experiment(tiny_config(), tmp_path / "runs", store=stored(store), progress=False)
+    run = RunStorage(outcome.url)
+    for name in ("config.json", "status.json", "model.zip", "training.parquet", "equity_test.parquet", "results.json"):
+        assert run.exists(name), name
+    assert run.read_json("status.json")["status"] == "succeeded"
+    provenance = run.read_json("config.json")
+    assert provenance["seed"] == 0 and provenance["dataset"].startswith("SYN/1m@")
+    assert provenance["packages"]["stable-baselines3"] and provenance["config"]["name"] == "tiny"
+    results = run.read_json("results.json")
+    assert set(results["test"]) == {"agent", *BASELINES}
+    assert results["test"]["flat"]["total_return"] == 0.0 and results["test"]["flat"]["n_trades"] == 0
+    assert results["selected"] == "best_validation" and results["timesteps"] >= 1024
+    low, high = results["agent_sharpe_ci95"]
+    assert low <= results["test"]["agent"]["sharpe"] <= high
+    curve = run.read_parquet("training.parquet")
+    assert curve["timesteps"].to_list() == sorted(curve["timesteps"].to_list()) and curve.height >= 2
+    equity = run.read_parquet("equity_test.parquet")
+    assert {"ts", "agent_equity", "buy_and_hold_equity", "flat_position"} <= set(equity.columns)
+    assert equity["flat_equity"].n_unique() == 1  # the flat baseline never trades
+
+
+def test_same_config_and_seed_give_identical_metrics(store: Store, tmp_path: Path) -> None:
+    stored(store)
+    first, second = (
+        run_experiment(tiny_config(), tmp_path / name, store=store, progress=False)[0] for name in ("a", "b")
+    )
+    assert first.results["test"] == second.results["test"]
+    other = run_experiment(tiny_config(), tmp_path / "c", seed=1, store=store, progress=False)[0]
+    assert other.results["test"]["agent"] != first.results["test"]["agent"]
+
+
+def test_a_crash_marks_the_run_failed_with_its_traceback(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("simulated crash during the test evaluation")
+
+    monkeypatch.setattr(runner, "play_baselines", broken)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(tiny_config(), tmp_path / "runs", store=stored(store), progress=False)
+    (folder,) = (tmp_path / "runs").iterdir()
+    run = RunStorage(folder)
+    status = run.read_json("status.json")
+    assert status["status"] == "failed" and "simulated crash" in status["error"]
+    assert not run.exists("results.json")
+
+
+def test_a_missing_dataset_fails_before_training(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="SYN"):
+        run_experiment(tiny_config(), tmp_path / "runs", store=store, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_walk_forward_runs_one_folder_per_fold(store: Store, tmp_path: Path) -> None:
+    config = tiny_config(split={"kind": "walk_forward", "n_folds": 2, "test_fraction": 0.3, "val_bars": 300})
+    outcomes = run_experiment(config, tmp_path / "runs", store=stored(store), progress=False)
+    assert [o.results["fold"] for o in outcomes] == [0, 1]
+    ends = [pl.read_parquet(Path(o.url) / "equity_test.parquet")["ts"].max() for o in outcomes]
+    assert ends[0] < ends[1]  # the second fold tests on later bars
