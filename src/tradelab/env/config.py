@@ -30,20 +30,25 @@ DEFAULT_FEATURES: tuple[FeatureSpec, ...] = (
 )
 
 
-class SplitConfig(BaseModel):
-    """A chronological train / val / test split of the loaded range, by fractions of its bars.
+class SplitFractions(BaseModel):
+    """A chronological train / val / test split by fractions of the bars, oldest first."""
+
+    model_config = _FROZEN
+
+    train: float = Field(0.7, gt=0.0, le=1.0, description="fraction of the bars in the train segment")
+    val: float = Field(0.15, ge=0.0, le=1.0, description="fraction in the validation segment (0: none)")
+    test: float = Field(0.15, gt=0.0, le=1.0, description="fraction in the test segment, the newest bars")
+    embargo_bars: int = Field(0, ge=0, description="bars dropped between consecutive segments")
+
+
+class SplitConfig(SplitFractions):
+    """One segment of a chronological split of the loaded range, the one episodes are drawn from.
 
     Features are computed over the whole range and episodes stay inside the chosen segment, so
     indicator warm-up draws on the bars before it (causal: no leakage) and no bar is lost to it.
     """
 
-    model_config = _FROZEN
-
     name: Literal["train", "val", "test"] = Field(description="the segment episodes are drawn from")
-    train: float = Field(0.7, gt=0.0, le=1.0, description="fraction of the bars in the train segment")
-    val: float = Field(0.15, ge=0.0, le=1.0, description="fraction in the validation segment (0: none)")
-    test: float = Field(0.15, gt=0.0, le=1.0, description="fraction in the test segment")
-    embargo_bars: int = Field(0, ge=0, description="bars dropped between consecutive segments")
 
 
 class DatasetConfig(BaseModel):

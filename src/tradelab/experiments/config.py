@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tradelab.env.config import EnvConfig
+from tradelab.env.config import EnvConfig, SplitFractions
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,16 +83,10 @@ class AlgorithmConfig(BaseModel):
         return self.policy or ("MlpLstmPolicy" if self.name == "RecurrentPPO" else "MlpPolicy")
 
 
-class ChronologicalSplitConfig(BaseModel):
-    """Train on the oldest bars, select on the next, test on the newest."""
-
-    model_config = _FROZEN
+class ChronologicalSplitConfig(SplitFractions):
+    """Train on the oldest bars, select on the next (without validation: keep the last model), test on the newest."""
 
     kind: Literal["chronological"] = "chronological"
-    train: float = Field(0.7, gt=0.0, le=1.0, description="fraction of the bars to train on")
-    val: float = Field(0.15, ge=0.0, le=1.0, description="fraction to select the model on (0: keep the last)")
-    test: float = Field(0.15, gt=0.0, le=1.0, description="fraction to test on, the newest bars")
-    embargo_bars: int = Field(0, ge=0, description="bars left out between segments")
 
 
 class WalkForwardConfig(BaseModel):
