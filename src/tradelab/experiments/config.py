@@ -120,6 +120,43 @@ class EvaluationConfig(BaseModel):
     deterministic: bool = Field(True, description="evaluate the policy's most likely action")
 
 
+class SearchSpace(BaseModel):
+    """How a sweep draws one config value: a float or int range (optionally log-scaled), or a list of choices."""
+
+    model_config = _FROZEN
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = Field(None, description="lower bound (float, int)")
+    high: float | None = Field(None, description="upper bound, inclusive (float, int)")
+    log: bool = Field(False, description="draw on a log scale (float, int)")
+    step: float | None = Field(None, gt=0.0, description="grid step (float, int); null: continuous")
+    choices: list[Any] | None = Field(None, min_length=1, description="the values to choose from (categorical)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchSpace:
+        if self.type == "categorical":
+            if self.choices is None:
+                raise ValueError("a categorical search space needs choices")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"a {self.type} search space needs low < high, got low={self.low}, high={self.high}")
+        elif self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled search space needs low > 0, got {self.low}")
+        return self
+
+
+class SweepConfig(BaseModel):
+    """An Optuna study over config values: each trial is an ordinary run of the config with drawn values."""
+
+    model_config = _FROZEN
+
+    params: dict[str, SearchSpace] = Field(
+        min_length=1,
+        description="config path (as for --set, e.g. algorithm.hyperparams.learning_rate) -> its search space",
+    )
+    sampler_seed: int = Field(0, description="seed of the TPE sampler")
+    pruning: bool = Field(True, description="stop trials whose validation metric falls below the median (Optuna)")
+
+
 class BudgetConfig(BaseModel):
     """Limits of one run."""
 
@@ -145,6 +182,7 @@ class ExperimentConfig(BaseModel):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sweep: SweepConfig | None = Field(None, description="search space of `tradelab sweep` (ignored by `tradelab run`)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:

@@ -118,6 +118,7 @@ def run_experiment(
     seed: int | None = None,
     store: Store | None = None,
     progress: bool = True,
+    on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None,
 ) -> list[RunOutcome]:
     """Train, select and test one agent per fold and seed; write each run's artifacts under ``out``.
 
@@ -126,6 +127,8 @@ def run_experiment(
     :param seed: run only this seed instead of ``config.seeds``.
     :param store: the candle store; the default one when None.
     :param progress: show a progress bar while training.
+    :param on_evaluation: called after every validation evaluation with the timesteps so far and the
+        validation metrics; returning False stops training there (a sweep prunes a trial this way).
     :raises tradelab.data.errors.DataError: a missing dataset, or a split without bars.
     :raises EnvDataError: data that fails validation, a non-causal tool, a version mismatch.
     """
@@ -137,18 +140,24 @@ def run_experiment(
         for run_seed in [seed] if seed is not None else config.seeds:
             suffix = f"-s{run_seed}" + ("" if fold.fold is None else f"-f{fold.fold}")
             storage = RunStorage(f"{str(out).rstrip('/')}/{config.name}-{stamp}{suffix}")
-            outcomes.append(_run_one(config, market, fold, run_seed, storage, progress))
+            outcomes.append(_run_one(config, market, fold, run_seed, storage, progress, on_evaluation))
     return outcomes
 
 
 def _run_one(
-    config: ExperimentConfig, market: MarketData, fold: Segments, seed: int, storage: RunStorage, progress: bool
+    config: ExperimentConfig,
+    market: MarketData,
+    fold: Segments,
+    seed: int,
+    storage: RunStorage,
+    progress: bool,
+    on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
 ) -> RunOutcome:
     """One run, its folder marked failed (with the traceback) if anything raises."""
     storage.write_json("config.json", provenance(config, market, seed, fold))
     storage.write_json("status.json", {"status": "running", "started": _now()})
     try:
-        results = _train_and_test(config, market, fold, seed, storage, progress)
+        results = _train_and_test(config, market, fold, seed, storage, progress, on_evaluation)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         storage.write_json("status.json", {"status": status, "ended": _now(), "error": traceback.format_exc()})
@@ -159,7 +168,13 @@ def _run_one(
 
 
 def _train_and_test(
-    config: ExperimentConfig, market: MarketData, fold: Segments, seed: int, storage: RunStorage, progress: bool
+    config: ExperimentConfig,
+    market: MarketData,
+    fold: Segments,
+    seed: int,
+    storage: RunStorage,
+    progress: bool,
+    on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
 ) -> dict[str, Any]:
     set_random_seed(seed)
     timeframe = config.env.dataset.timeframe
@@ -177,7 +192,7 @@ def _train_and_test(
         **algorithm.hyperparams,
     )
     validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
-    training = _Training(config, validate)
+    training = _Training(config, validate, on_evaluation)
     started = time.perf_counter()
     with _progress(progress, config.total_timesteps) as advance:
         training.advance = advance
@@ -223,8 +238,14 @@ def _validator(env: EnvConfig, market: MarketData, timeframe: str) -> Callable[[
 class _Training(BaseCallback):
     """Progress, wall-time budget, periodic validation with best-model selection and early stopping."""
 
-    def __init__(self, config: ExperimentConfig, validate: Callable[[Any], dict[str, Any]] | None) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        validate: Callable[[Any], dict[str, Any]] | None,
+        on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None,
+    ) -> None:
         super().__init__()
+        self.on_evaluation = on_evaluation
         self.evaluation = config.evaluation
         self.budget = config.budget.max_wall_time_s
         self.validate = validate
@@ -262,8 +283,11 @@ class _Training(BaseCallback):
             buffer = io.BytesIO()
             self.model.save(buffer)
             self.best = buffer.getvalue()
-            return True
-        self._stale += 1
+        else:
+            self._stale += 1
+        if self.on_evaluation is not None and not self.on_evaluation(self.num_timesteps, metrics):
+            self.stopped_by = "pruned"
+            return False
         if self.evaluation.patience is not None and self._stale >= self.evaluation.patience:
             self.stopped_by = "early_stopping"
             return False
