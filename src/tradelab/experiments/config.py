@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tradelab.env.config import EnvConfig, SplitFractions
 
@@ -102,7 +111,17 @@ class WalkForwardConfig(BaseModel):
     embargo_bars: int = Field(0, ge=0, description="bars left out before each test (and validation) window")
 
 
-SplitSpec = Annotated[ChronologicalSplitConfig | WalkForwardConfig, Field(discriminator="kind")]
+def _split_kind(value: Any) -> str:
+    """The split's ``kind``; chronological when a mapping leaves it out."""
+    if isinstance(value, Mapping):
+        return str(value.get("kind", "chronological"))
+    return str(getattr(value, "kind", "chronological"))
+
+
+SplitSpec = Annotated[
+    Annotated[ChronologicalSplitConfig, Tag("chronological")] | Annotated[WalkForwardConfig, Tag("walk_forward")],
+    Discriminator(_split_kind),
+]
 
 
 class EvaluationConfig(BaseModel):

@@ -198,6 +198,7 @@ def _train_and_test(
         training.advance = advance
         model.learn(config.total_timesteps, callback=training)
     train_seconds = time.perf_counter() - started
+    trained = int(model.num_timesteps)
     if training.best is not None:
         model = algorithm_class(algorithm.name).load(io.BytesIO(training.best), device=config.device)
     buffer = io.BytesIO()
@@ -215,7 +216,8 @@ def _train_and_test(
         "name": config.name,
         "seed": seed,
         "fold": fold.fold,
-        "timesteps": int(model.num_timesteps),
+        "timesteps": trained,
+        "selected_timesteps": int(model.num_timesteps),
         "train_seconds": train_seconds,
         "stopped_by": training.stopped_by,
         "selected": "best_validation" if training.best is not None else "last",
