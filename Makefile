@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_tools.py
 	$(PY) bench/bench_env.py
+	$(PY) bench/bench_train.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache

@@ -7,7 +7,7 @@ import typer
 from tradelab import __version__
 from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
-from tradelab.experiments.cli import run
+from tradelab.experiments.cli import evaluate, run
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(tools_app, name="tools")
 app.add_typer(env_app, name="env")
 app.command()(run)
+app.command()(evaluate)
 
 
 @app.command()

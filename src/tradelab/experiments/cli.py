@@ -13,6 +13,8 @@ from tradelab.cli_errors import reports_errors
 from tradelab.experiments.config import load_config
 
 console = Console()
+if not console.is_terminal:
+    console.width = max(console.width, 120)  # rich assumes 80 columns in logs and pipes: the table needs more
 #: The columns of the results table: metric key, header, format.
 COLUMNS = (
     ("total_return", "return", "{:+.2%}"),
@@ -45,21 +47,36 @@ def run(
         print_results(outcome.results, outcome.url)
 
 
-def print_results(results: dict[str, Any], url: str) -> None:
-    """The test metrics of the agent and the baselines as a table, then where the artifacts are."""
+@reports_errors
+def evaluate(
+    run_dir: Annotated[str, typer.Argument(metavar="RUN_DIR", help="A run folder written by `tradelab run`.")],
+    split: Annotated[str, typer.Option(help="train, val, test, or a date range START..END (UTC).")] = "test",
+) -> None:
+    """Evaluate a saved run's model again, beside the baselines, on one of its segments or a date range."""
+    from tradelab.experiments.reevaluation import evaluate_run  # torch and SB3 load only for this command
+
+    results = evaluate_run(run_dir, split)
+    print_results(results, run_dir, split=results["split"] if results["split"] in ("train", "val", "test") else None)
+
+
+def print_results(results: dict[str, Any], url: str, split: str | None = "test") -> None:
+    """The metrics of the agent and the baselines on one split as a table, then where the artifacts are.
+
+    :param split: the key of the metrics in ``results``; None for the only other key (a date range's label).
+    """
+    split = split or next(k for k, v in results.items() if isinstance(v, dict) and "agent" in v)
     fold = "" if results["fold"] is None else f", fold {results['fold']}"
     table = Table(
         "policy",
         *(header for _, header, _ in COLUMNS),
-        title=f"{results['name']}: test split, seed {results['seed']}{fold}",
+        title=f"{results['name']}: {results.get('split', split)} split, seed {results['seed']}{fold}",
     )
-    for name, metrics in results["test"].items():
+    for name, metrics in results[split].items():
         table.add_row(
             name, *(fmt.format(metrics[key]) for key, _, fmt in COLUMNS), style="bold" if name == "agent" else None
         )
     console.print(table)
     low, high = results["agent_sharpe_ci95"]
-    console.print(
-        f"agent Sharpe 95% bootstrap interval: [{low:.2f}, {high:.2f}]; model selected: {results['selected']}"
-    )
+    selected = f"; model selected: {results['selected']}" if "selected" in results else ""
+    console.print(f"agent Sharpe 95% bootstrap interval: [{low:.2f}, {high:.2f}]{selected}")
     console.print(f"artifacts: {url}")

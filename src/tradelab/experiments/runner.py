@@ -207,11 +207,6 @@ def _train_and_test(
     if training.curve:
         storage.write_parquet("training.parquet", pl.DataFrame(training.curve))
 
-    env = evaluation_env(config.env, segment(market, *fold.test))
-    episodes = {"agent": play(env, agent_policy(model, env), "agent", seed), **play_baselines(env, seed)}
-    _write_episodes(storage, "test", episodes)
-    returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
-    low, high = bootstrap_sharpe_ci(returns, periods_per_year(timeframe), seed=seed)
     return {
         "name": config.name,
         "seed": seed,
@@ -222,9 +217,24 @@ def _train_and_test(
         "stopped_by": training.stopped_by,
         "selected": "best_validation" if training.best is not None else "last",
         "best_validation": training.best_value,
-        "test": {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()},
-        "agent_sharpe_ci95": [low, high],
+        **score(config.env, model, segment(market, *fold.test), seed, storage, "test"),
     }
+
+
+def score(env: EnvConfig, model: Any, market: MarketData, seed: int, storage: RunStorage, split: str) -> dict[str, Any]:
+    """Play the agent and the baselines over ``market``'s segment; write their curves and the agent's trades.
+
+    :param split: the label of the segment in file names and in the result (``test``, ``val``, a date range).
+    :return: ``{split: {policy: metrics}, "agent_sharpe_ci95": [low, high]}``.
+    """
+    eval_env = evaluation_env(env, market)
+    episodes = {"agent": play(eval_env, agent_policy(model, eval_env), "agent", seed), **play_baselines(eval_env, seed)}
+    _write_episodes(storage, split, episodes)
+    timeframe = env.dataset.timeframe
+    returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
+    low, high = bootstrap_sharpe_ci(returns, periods_per_year(timeframe), seed=seed)
+    metrics = {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()}
+    return {split: metrics, "agent_sharpe_ci95": [low, high]}
 
 
 def _validator(env: EnvConfig, market: MarketData, timeframe: str) -> Callable[[Any], dict[str, Any]]:
