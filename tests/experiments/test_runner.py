@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -74,5 +75,22 @@ def test_walk_forward_runs_one_folder_per_fold(store: Store, tmp_path: Path) -> 
     config = tiny_config(split={"kind": "walk_forward", "n_folds": 2, "test_fraction": 0.3, "val_bars": 300})
     outcomes = run_experiment(config, tmp_path / "runs", store=stored(store), progress=False)
     assert [o.results["fold"] for o in outcomes] == [0, 1]
+    (summary_file,) = (tmp_path / "runs").glob("*-summary.json")
+    summary = json.loads(summary_file.read_text())
+    spread = summary["agent"]["total_return"]
+    returns = [o.results["test"]["agent"]["total_return"] for o in outcomes]
+    assert spread["min"] == min(returns) and spread["max"] == max(returns)
+    assert spread["mean"] == pytest.approx(sum(returns) / 2)
     ends = [pl.read_parquet(Path(o.url) / "equity_test.parquet")["ts"].max() for o in outcomes]
     assert ends[0] < ends[1]  # the second fold tests on later bars
+
+
+def test_several_seeds_report_the_spread_and_the_deflated_sharpe_ratio(store: Store, tmp_path: Path) -> None:
+    outcomes = run_experiment(tiny_config(seeds=[0, 1, 2]), tmp_path / "runs", store=stored(store), progress=False)
+    (summary_file,) = (tmp_path / "runs").glob("*-summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert [r["seed"] for r in summary["runs"]] == [0, 1, 2]
+    best = max(outcomes, key=lambda o: o.results["test"]["agent"]["sharpe"])
+    assert summary["best"]["seed"] == best.results["seed"]
+    assert 0.0 <= summary["best"]["deflated_sharpe"] <= 1.0
+    assert summary["baselines"]["flat"]["total_return"] == 0.0

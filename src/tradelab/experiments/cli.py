@@ -43,8 +43,13 @@ def run(
     config = load_config(config_path, set_ or ())
     from tradelab.experiments.runner import run_experiment  # torch and SB3 load only for this command
 
-    for outcome in run_experiment(config, out, seed=seed, progress=progress):
+    outcomes = run_experiment(config, out, seed=seed, progress=progress)
+    for outcome in outcomes:
         print_results(outcome.results, outcome.url)
+    if len(outcomes) > 1:
+        from tradelab.experiments.summary import summarize
+
+        print_summary(summarize([o.results for o in outcomes]))
 
 
 @reports_errors
@@ -80,3 +85,18 @@ def print_results(results: dict[str, Any], url: str, split: str | None = "test")
     selected = f"; model selected: {results['selected']}" if "selected" in results else ""
     console.print(f"agent Sharpe 95% bootstrap interval: [{low:.2f}, {high:.2f}]{selected}")
     console.print(f"artifacts: {url}")
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The agent's metrics across runs (mean ± std, min, max) beside the baselines' means, and the DSR."""
+    table = Table("metric", "agent mean ± std", "min", "max", *summary["baselines"], title="across runs")
+    for key, header, fmt in COLUMNS:
+        spread = summary["agent"][key]
+        baselines = (fmt.format(means[key]) for means in summary["baselines"].values())
+        mean = f"{fmt.format(spread['mean'])} ± {fmt.format(spread['std'])}"
+        table.add_row(header, mean, fmt.format(spread["min"]), fmt.format(spread["max"]), *baselines)
+    console.print(table)
+    best, deflated = summary["best"], summary["best"]["deflated_sharpe"]
+    where = f"seed {best['seed']}" + ("" if best["fold"] is None else f", fold {best['fold']}")
+    if deflated is not None:
+        console.print(f"best run ({where}): deflated Sharpe ratio {deflated:.3f} (P[true Sharpe > 0])")

@@ -48,6 +48,7 @@ from tradelab.experiments.evaluation import Episode, evaluation_env, play, play_
 from tradelab.experiments.metrics import periods_per_year
 from tradelab.experiments.sb3_vec_env import SB3VecEnv
 from tradelab.experiments.stats import bootstrap_sharpe_ci
+from tradelab.experiments.summary import return_moments, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ def run_experiment(
 ) -> list[RunOutcome]:
     """Train, select and test one agent per fold and seed; write each run's artifacts under ``out``.
 
+    With several runs, ``<name>-<time>-summary.json`` beside their folders holds the spread of their test
+    metrics and the deflated Sharpe ratio of the best (see :func:`~tradelab.experiments.summary.summarize`).
+
     :param config: the experiment.
     :param out: parent folder (or fsspec URL) of the run folders.
     :param seed: run only this seed instead of ``config.seeds``.
@@ -134,13 +138,16 @@ def run_experiment(
     """
     market = MarketData.from_store(config.env, store)
     folds = plan_segments(config, market)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    prefix = f"{str(out).rstrip('/')}/{config.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     outcomes = []
     for fold in folds:
         for run_seed in [seed] if seed is not None else config.seeds:
             suffix = f"-s{run_seed}" + ("" if fold.fold is None else f"-f{fold.fold}")
-            storage = RunStorage(f"{str(out).rstrip('/')}/{config.name}-{stamp}{suffix}")
+            storage = RunStorage(prefix + suffix)
             outcomes.append(_run_one(config, market, fold, run_seed, storage, progress, on_evaluation))
+    if len(outcomes) > 1:
+        summary = summarize([o.results for o in outcomes])
+        RunStorage(str(out)).write_json(f"{prefix.rsplit('/', 1)[-1]}-summary.json", summary)
     return outcomes
 
 
@@ -234,7 +241,7 @@ def score(env: EnvConfig, model: Any, market: MarketData, seed: int, storage: Ru
     returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
     low, high = bootstrap_sharpe_ci(returns, periods_per_year(timeframe), seed=seed)
     metrics = {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()}
-    return {split: metrics, "agent_sharpe_ci95": [low, high]}
+    return {split: metrics, "agent_sharpe_ci95": [low, high], "agent_moments": return_moments(episodes["agent"].equity)}
 
 
 def _validator(env: EnvConfig, market: MarketData, timeframe: str) -> Callable[[Any], dict[str, Any]]:
