@@ -14,7 +14,7 @@ from tradelab.data.store import Store
 from tradelab.experiments import runner
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.evaluation import BASELINES
-from tradelab.experiments.runner import run_experiment
+from tradelab.experiments.runner import resume_experiment, run_experiment
 
 
 def test_a_run_writes_every_artifact_and_tests_the_agent_beside_the_baselines(store: Store, tmp_path: Path) -> None:
@@ -94,3 +94,26 @@ def test_several_seeds_report_the_spread_and_the_deflated_sharpe_ratio(store: St
     assert summary["best"]["seed"] == best.results["seed"]
     assert 0.0 <= summary["best"]["deflated_sharpe"] <= 1.0
     assert summary["baselines"]["flat"]["total_return"] == 0.0
+
+
+def test_ctrl_c_stops_cleanly_with_partial_results_and_resume_finishes(store: Store, tmp_path: Path) -> None:
+    def interrupt(timesteps: int, _metrics: dict) -> bool:
+        raise KeyboardInterrupt  # what Ctrl-C does in the middle of training
+
+    config = tiny_config(total_timesteps=2048)
+    (interrupted,) = run_experiment(
+        config, tmp_path / "runs", store=stored(store), progress=False, on_evaluation=interrupt
+    )
+    run = RunStorage(interrupted.url)
+    assert interrupted.results["stopped_by"] == "interrupted" and interrupted.results["timesteps"] < 2048
+    assert run.read_json("status.json")["status"] == "interrupted"
+    assert run.exists("checkpoint.zip") and run.exists("results.json")  # partial results, tested
+
+    resumed = resume_experiment(interrupted.url, store=store, progress=False)
+    assert resumed.url == interrupted.url
+    assert resumed.results["stopped_by"] == "timesteps" and resumed.results["timesteps"] >= 2048
+    assert run.read_json("status.json")["status"] == "succeeded"
+    curve = run.read_parquet("training.parquet")["timesteps"].to_list()
+    assert (
+        curve[0] < interrupted.results["timesteps"] + 1 and curve[-1] >= 2048
+    )  # the curve goes on from the checkpoint

@@ -31,21 +31,35 @@ COLUMNS = (
 
 @reports_errors
 def run(
-    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Experiment config (YAML or JSON).")],
+    config_path: Annotated[
+        Path | None, typer.Argument(metavar="CONFIG", help="Experiment config (YAML or JSON); omit with --resume.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Parent folder of the run folders.")] = Path("runs"),
     seed: Annotated[int | None, typer.Option(help="Run only this seed (default: the config's seeds).")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a config value: key.path=value (repeatable).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar while training.")] = True,
+    resume: Annotated[
+        str | None, typer.Option(metavar="RUN_DIR", help="Continue an interrupted run from its checkpoint.")
+    ] = None,
 ) -> None:
-    """Train on the train segment, select on validation, test beside the baselines; write the run's artifacts."""
-    config = load_config(config_path, set_ or ())
-    from tradelab.experiments.runner import run_experiment  # torch and SB3 load only for this command
+    """Train on the train segment, select on validation, test beside the baselines; write the run's artifacts.
 
-    outcomes = run_experiment(config, out, seed=seed, progress=progress)
+    Ctrl-C stops training cleanly: the checkpoint is saved and the model tested; ``--resume RUN_DIR`` goes on.
+    """
+    from tradelab.experiments.runner import resume_experiment, run_experiment  # torch and SB3 load only here
+
+    if resume is not None:
+        outcomes = [resume_experiment(resume, progress=progress)]
+    elif config_path is None:
+        raise typer.BadParameter("give an experiment CONFIG, or --resume RUN_DIR")
+    else:
+        outcomes = run_experiment(load_config(config_path, set_ or ()), out, seed=seed, progress=progress)
     for outcome in outcomes:
         print_results(outcome.results, outcome.url)
+        if outcome.results["stopped_by"] == "interrupted":
+            console.print(f"[yellow]interrupted[/]: continue with `tradelab run --resume {outcome.url}`")
     if len(outcomes) > 1:
         from tradelab.experiments.summary import summarize
 

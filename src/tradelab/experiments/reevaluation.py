@@ -20,7 +20,7 @@ from tradelab.env.market import MarketData
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.config import ExperimentConfig, algorithm_class
 from tradelab.experiments.evaluation import segment
-from tradelab.experiments.runner import score
+from tradelab.experiments.runner import pinned, score
 
 _SEGMENTS = ("train", "val", "test")
 
@@ -36,9 +36,7 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
     run = RunStorage(url)
     provenance = run.read_json("config.json")
     config = ExperimentConfig.model_validate(provenance["config"])
-    version = re.search(r"@([0-9a-f]{12})", provenance["dataset"])
-    dataset = config.env.dataset.model_copy(update={"version": version.group(1) if version else None})
-    env = config.env.model_copy(update={"dataset": dataset})
+    env = pinned(config.env, provenance["dataset"])
     market = MarketData.from_store(env, store)
     first, last = _rows(split, provenance["segments"], market.ts)
     model = algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")

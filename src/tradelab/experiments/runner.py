@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import platform
+import re
 import subprocess
 import time
 import traceback
@@ -52,6 +54,8 @@ from tradelab.experiments.summary import return_moments, summarize
 
 logger = logging.getLogger(__name__)
 
+# Artifacts of an unfinished run (see resume_experiment).
+_CHECKPOINT, _BEST, _STATE = "checkpoint.zip", "best_model.zip", "training_state.json"
 _PACKAGES = ("tradelab", "numpy", "numba", "polars", "gymnasium", "torch", "stable-baselines3", "sb3-contrib")
 
 
@@ -159,19 +163,54 @@ def _run_one(
     storage: RunStorage,
     progress: bool,
     on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
+    resume: bool = False,
 ) -> RunOutcome:
-    """One run, its folder marked failed (with the traceback) if anything raises."""
-    storage.write_json("config.json", provenance(config, market, seed, fold))
+    """One run, its folder marked failed (with the traceback) if anything raises.
+
+    A Ctrl-C during training stops it cleanly: the checkpoint is saved, the selected model is tested
+    and the results are written, with the status ``interrupted`` (resume with :func:`resume_experiment`).
+    """
+    if not resume:
+        storage.write_json("config.json", provenance(config, market, seed, fold))
     storage.write_json("status.json", {"status": "running", "started": _now()})
     try:
-        results = _train_and_test(config, market, fold, seed, storage, progress, on_evaluation)
+        results = _train_and_test(config, market, fold, seed, storage, progress, on_evaluation, resume)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         storage.write_json("status.json", {"status": status, "ended": _now(), "error": traceback.format_exc()})
         raise
     storage.write_json("results.json", results)
-    storage.write_json("status.json", {"status": "succeeded", "ended": _now()})
+    status = "interrupted" if results["stopped_by"] == "interrupted" else "succeeded"
+    storage.write_json("status.json", {"status": status, "ended": _now()})
     return RunOutcome(storage.url, results)
+
+
+def resume_experiment(url: str | os.PathLike[str], *, store: Store | None = None, progress: bool = True) -> RunOutcome:
+    """Continue an interrupted (or killed) run from its last checkpoint, in its own folder, to its full timesteps.
+
+    The run's own config, seed, segments and dataset version are used.
+
+    :raises FileNotFoundError: when the run has no checkpoint yet (it never reached an evaluation).
+    """
+    storage = RunStorage(url)
+    recorded = storage.read_json("config.json")
+    config = ExperimentConfig.model_validate(recorded["config"])
+    if not storage.exists(_CHECKPOINT):
+        raise FileNotFoundError(f"{storage.url} has no {_CHECKPOINT}: it stopped before its first checkpoint")
+    market = MarketData.from_store(pinned(config.env, recorded["dataset"]), store)
+    segments = recorded["segments"]
+    fold = Segments(
+        recorded["fold"], *(None if segments[k] is None else tuple(segments[k]) for k in ("train", "val", "test"))
+    )  # type: ignore[arg-type]
+    return _run_one(config, market, fold, recorded["seed"], storage, progress, None, resume=True)
+
+
+def pinned(env: EnvConfig, dataset: str) -> EnvConfig:
+    """``env`` with its dataset version pinned to the 12-hex-digit hash in ``dataset`` (``SYM/TF@hash…``)."""
+    version = re.search(r"@([0-9a-f]{12})", dataset)
+    if version is None:
+        return env
+    return env.model_copy(update={"dataset": env.dataset.model_copy(update={"version": version.group(1)})})
 
 
 def _train_and_test(
@@ -182,6 +221,7 @@ def _train_and_test(
     storage: RunStorage,
     progress: bool,
     on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     set_random_seed(seed)
     timeframe = config.env.dataset.timeframe
@@ -189,21 +229,31 @@ def _train_and_test(
     venv = TradingVecEnv(train_config, config.n_envs, market=segment(market, *fold.train))
     venv.reset(seed=seed)
     algorithm = config.algorithm
-    model = algorithm_class(algorithm.name)(
-        algorithm.policy_name,
-        SB3VecEnv(venv),
-        seed=seed,
-        device=config.device,
-        verbose=0,
-        policy_kwargs=dict(algorithm.policy_kwargs) or None,
-        **algorithm.hyperparams,
-    )
     validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
-    training = _Training(config, validate, on_evaluation)
+    training = _Training(config, validate, on_evaluation, storage)
+    if resume:
+        checkpoint = io.BytesIO(storage.read_bytes(_CHECKPOINT))
+        model = algorithm_class(algorithm.name).load(checkpoint, env=SB3VecEnv(venv), device=config.device)
+        training.restore()
+    else:
+        model = algorithm_class(algorithm.name)(
+            algorithm.policy_name,
+            SB3VecEnv(venv),
+            seed=seed,
+            device=config.device,
+            verbose=0,
+            policy_kwargs=dict(algorithm.policy_kwargs) or None,
+            **algorithm.hyperparams,
+        )
     started = time.perf_counter()
     with _progress(progress, config.total_timesteps) as advance:
         training.advance = advance
-        model.learn(config.total_timesteps, callback=training)
+        try:
+            model.learn(config.total_timesteps - model.num_timesteps, callback=training, reset_num_timesteps=not resume)
+        except KeyboardInterrupt:
+            training.stopped_by = "interrupted"
+            training.save_checkpoint()
+            logger.warning("training interrupted at %d steps: checkpoint saved, testing the model", model.num_timesteps)
     train_seconds = time.perf_counter() - started
     trained = int(model.num_timesteps)
     if training.best is not None:
@@ -261,10 +311,12 @@ class _Training(BaseCallback):
         self,
         config: ExperimentConfig,
         validate: Callable[[Any], dict[str, Any]] | None,
-        on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None,
+        on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
+        storage: RunStorage,
     ) -> None:
         super().__init__()
         self.on_evaluation = on_evaluation
+        self.storage = storage
         self.evaluation = config.evaluation
         self.budget = config.budget.max_wall_time_s
         self.validate = validate
@@ -287,6 +339,24 @@ class _Training(BaseCallback):
         self._next += self.evaluation.every_steps
         return self._evaluate()
 
+    def save_checkpoint(self) -> None:
+        """Write the model being trained and the selection state, so :func:`resume_experiment` can go on."""
+        buffer = io.BytesIO()
+        self.model.save(buffer)
+        self.storage.write_bytes(_CHECKPOINT, buffer.getvalue())
+        if self.best is not None:
+            self.storage.write_bytes(_BEST, self.best)
+        state = {"curve": self.curve, "best_value": self.best_value, "stale": self._stale, "next": self._next}
+        self.storage.write_json(_STATE, state)
+
+    def restore(self) -> None:
+        """Take up the selection state saved by :meth:`save_checkpoint`."""
+        state = self.storage.read_json(_STATE)
+        self.curve, self.best_value, self._stale, self._next = (
+            state["curve"], state["best_value"], state["stale"], state["next"]
+        )  # fmt: skip
+        self.best = self.storage.read_bytes(_BEST) if self.storage.exists(_BEST) else None
+
     def _on_training_end(self) -> None:
         if self.validate is not None and (not self.curve or self.curve[-1]["timesteps"] != self.num_timesteps):
             self._evaluate()  # the final model competes too
@@ -304,6 +374,7 @@ class _Training(BaseCallback):
             self.best = buffer.getvalue()
         else:
             self._stale += 1
+        self.save_checkpoint()
         if self.on_evaluation is not None and not self.on_evaluation(self.num_timesteps, metrics):
             self.stopped_by = "pruned"
             return False
