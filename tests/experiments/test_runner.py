@@ -23,6 +23,7 @@ def test_a_run_writes_every_artifact_and_tests_the_agent_beside_the_baselines(st
     for name in ("config.json", "status.json", "model.zip", "training.parquet", "equity_test.parquet", "results.json"):
         assert run.exists(name), name
     assert run.read_json("status.json")["status"] == "succeeded"
+    assert list((Path(outcome.url) / "tensorboard").rglob("events.out.tfevents.*"))  # training logs
     provenance = run.read_json("config.json")
     assert provenance["seed"] == 0 and provenance["dataset"].startswith("SYN/1m@")
     assert provenance["packages"]["stable-baselines3"] and provenance["config"]["name"] == "tiny"

@@ -5,6 +5,8 @@ One folder per run holds:
 - ``config.json``: the resolved config, the dataset's content hash, the git commit, package versions, the seed;
 - ``status.json``: ``running``, then ``succeeded``, ``interrupted`` or ``failed`` (with the traceback);
 - ``model.zip``: the selected model (best on validation, else the last);
+- ``tensorboard/``: SB3's training logs and the validation metrics (``tensorboard --logdir <run folder>``);
+- ``checkpoint.zip``, ``best_model.zip``, ``training_state.json``: what ``tradelab run --resume`` goes on from;
 - ``training.parquet``: the training curve (one row per validation evaluation);
 - ``equity_<split>.parquet`` and ``trades_<split>.parquet``: the agent's and the baselines' curves, the agent's trades;
 - ``results.json``: every metric of the agent and the baselines, written last.
@@ -50,6 +52,13 @@ class RunStorage:
             atomic_write(Path(target), lambda temporary: temporary.write_bytes(data), fsync=True)
         else:
             self.fs.pipe_file(target, data)
+
+    def put_folder(self, local: str | os.PathLike[str], name: str) -> None:
+        """Copy the local folder ``local`` (e.g. TensorBoard logs) into the run folder as ``name``, merging."""
+        files = [path for path in Path(local).rglob("*") if path.is_file()]
+        for path in files:
+            self.fs.makedirs(self.path(f"{name}/{path.parent.relative_to(local)}"), exist_ok=True)
+            self.fs.put_file(str(path), self.path(f"{name}/{path.relative_to(local)}"))
 
     def read_bytes(self, name: str) -> bytes:
         """The content of artifact ``name``.

@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -231,9 +232,12 @@ def _train_and_test(
     algorithm = config.algorithm
     validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
     training = _Training(config, validate, on_evaluation, storage)
+    tensorboard = tempfile.TemporaryDirectory(prefix="tradelab-tb-")  # copied into the run folder after training
     if resume:
         checkpoint = io.BytesIO(storage.read_bytes(_CHECKPOINT))
-        model = algorithm_class(algorithm.name).load(checkpoint, env=SB3VecEnv(venv), device=config.device)
+        model = algorithm_class(algorithm.name).load(
+            checkpoint, env=SB3VecEnv(venv), device=config.device, tensorboard_log=tensorboard.name
+        )
         training.restore()
     else:
         model = algorithm_class(algorithm.name)(
@@ -242,18 +246,22 @@ def _train_and_test(
             seed=seed,
             device=config.device,
             verbose=0,
+            tensorboard_log=tensorboard.name,
             policy_kwargs=dict(algorithm.policy_kwargs) or None,
             **algorithm.hyperparams,
         )
     started = time.perf_counter()
-    with _progress(progress, config.total_timesteps) as advance:
+    with tensorboard, _progress(progress, config.total_timesteps) as advance:
         training.advance = advance
+        remaining = config.total_timesteps - model.num_timesteps
         try:
-            model.learn(config.total_timesteps - model.num_timesteps, callback=training, reset_num_timesteps=not resume)
+            model.learn(remaining, callback=training, reset_num_timesteps=not resume, tb_log_name="train")
         except KeyboardInterrupt:
             training.stopped_by = "interrupted"
             training.save_checkpoint()
             logger.warning("training interrupted at %d steps: checkpoint saved, testing the model", model.num_timesteps)
+        finally:
+            storage.put_folder(tensorboard.name, "tensorboard")
     train_seconds = time.perf_counter() - started
     trained = int(model.num_timesteps)
     if training.best is not None:
@@ -367,6 +375,8 @@ class _Training(BaseCallback):
         value = float(metrics[self.evaluation.metric])
         elapsed = time.perf_counter() - self._started
         self.curve.append({"timesteps": self.num_timesteps, "seconds": elapsed, **_finite(metrics)})
+        for key in ("sharpe", "sortino", "total_return", "max_drawdown", "n_trades"):
+            self.logger.record(f"validation/{key}", self.curve[-1][key])  # TensorBoard, at the next dump
         if self.best_value is None or value > self.best_value:
             self.best_value, self._stale = value, 0
             buffer = io.BytesIO()
