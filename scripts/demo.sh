@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo on the embedded defaults: synthesise candles, ingest, validate, derive 1h bars and splits,
-# then compute a feature matrix from indicator tools and play one episode of a rule through the env.
+# then compute a feature matrix from indicator tools, play one episode of a rule through the env, and train,
+# select and test a PPO agent beside the baselines.
 # Runs in its own TRADELAB_HOME (./.tradelab-demo) so it never touches a user's ~/.tradelab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,10 @@ step "7. The trading env: Gymnasium's checker, then one week-long episode of an 
 # (the checker's notes about the unbounded observation Box are silenced here)
 PYTHONWARNINGS=ignore::UserWarning tl env check examples/env/synth-btc.json --policy sma
 
-step "8. The store"
+step "8. Train a PPO agent on the native vectorized env, select it on validation, test it beside the baselines"
+tl run examples/configs/ppo-btc-1m.yaml --out "$TRADELAB_HOME/runs" --set total_timesteps=150000
+
+step "9. The store"
 tl data list
 tl data info SYNTH-BTC
 

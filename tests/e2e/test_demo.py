@@ -34,9 +34,15 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
         "donchian_atr_breakout_signal",
         "gymnasium check_env passed",
         "final_equity",
+        "ppo-btc-1m: test split",
+        "sma_crossover",
+        "agent Sharpe 95% bootstrap interval",
     )
     for expected in expected_lines:
         assert expected in first.stdout
+    (run,) = (home / "runs").glob("ppo-btc-1m-*")
+    assert (run / "results.json").is_file() and (run / "model.zip").is_file() and (run / "report.html").is_file()
+    assert f"report: {run}/report.html" in first.stdout.replace("\n", "")
     store = Store(home / "data")
     assert store.require("SYNTH-BTC", "1m").rows > 120_000
     assert store.require("SYNTH-BTC", "1h").derived_from == f"1m@{store.require('SYNTH-BTC', '1m').content_hash}"

@@ -9,7 +9,8 @@ One folder per run holds:
 - ``checkpoint.zip``, ``best_model.zip``, ``training_state.json``: what ``tradelab run --resume`` goes on from;
 - ``training.parquet``: the training curve (one row per validation evaluation);
 - ``equity_<split>.parquet`` and ``trades_<split>.parquet``: the agent's and the baselines' curves, the agent's trades;
-- ``results.json``: every metric of the agent and the baselines, written last.
+- ``results.json``: every metric of the agent and the baselines;
+- ``report.html``: a self-contained report (metrics table, equity, drawdown, trades on price, training curves).
 
 Every file is written whole or not at all: locally through a temporary file renamed into place, on
 object stores by their own atomic put. A reader never sees half a ``results.json``.

@@ -58,6 +58,7 @@ def run(
         outcomes = run_experiment(load_config(config_path, set_ or ()), out, seed=seed, progress=progress)
     for outcome in outcomes:
         print_results(outcome.results, outcome.url)
+        console.print(f"report: {outcome.url.rstrip('/')}/report.html")
         if outcome.results["stopped_by"] == "interrupted":
             console.print(f"[yellow]interrupted[/]: continue with `tradelab run --resume {outcome.url}`")
     if len(outcomes) > 1:

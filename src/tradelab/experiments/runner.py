@@ -49,6 +49,7 @@ from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.config import ChronologicalSplitConfig, ExperimentConfig, algorithm_class
 from tradelab.experiments.evaluation import Episode, evaluation_env, play, play_baselines, segment
 from tradelab.experiments.metrics import periods_per_year
+from tradelab.experiments.report import write_report
 from tradelab.experiments.sb3_vec_env import SB3VecEnv
 from tradelab.experiments.stats import bootstrap_sharpe_ci
 from tradelab.experiments.summary import return_moments, summarize
@@ -181,6 +182,7 @@ def _run_one(
         storage.write_json("status.json", {"status": status, "ended": _now(), "error": traceback.format_exc()})
         raise
     storage.write_json("results.json", results)
+    write_report(storage)
     status = "interrupted" if results["stopped_by"] == "interrupted" else "succeeded"
     storage.write_json("status.json", {"status": status, "ended": _now()})
     return RunOutcome(storage.url, results)
