@@ -115,3 +115,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     where = f"seed {best['seed']}" + ("" if best["fold"] is None else f", fold {best['fold']}")
     if deflated is not None:
         console.print(f"best run ({where}): deflated Sharpe ratio {deflated:.3f} (P[true Sharpe > 0])")
+
+
+@reports_errors
+def ensemble(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="Ensemble config: name, runs, split.")],
+    out: Annotated[Path, typer.Option(help="Parent folder of the ensemble's run folder.")] = Path("runs"),
+) -> None:
+    """Evaluate K trained runs as one agent (majority vote, or mean for continuous actions) beside the baselines."""
+    from tradelab.experiments.ensemble import evaluate_ensemble, load_ensemble
+
+    config = load_ensemble(config_path)
+    outcome = evaluate_ensemble(config, out)
+    print_results(outcome.results, outcome.url, split=None)

@@ -38,9 +38,9 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
     config = ExperimentConfig.model_validate(provenance["config"])
     env = pinned(config.env, provenance["dataset"])
     market = MarketData.from_store(env, store)
-    first, last = _rows(split, provenance["segments"], market.ts)
+    first, last = split_rows(split, provenance["segments"], market.ts)
     model = algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")
-    label = split if split in _SEGMENTS else re.sub(r"[^0-9A-Za-z]+", "-", split).strip("-")
+    label = split_label(split)
     results = {
         "name": config.name,
         "seed": provenance["seed"],
@@ -52,7 +52,12 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
     return results
 
 
-def _rows(split: str, segments: dict[str, Any], ts: np.ndarray) -> tuple[int, int]:
+def split_label(split: str) -> str:
+    """The name a split gets in file names and results: itself, or a date range with its punctuation as dashes."""
+    return split if split in _SEGMENTS else re.sub(r"[^0-9A-Za-z]+", "-", split).strip("-")
+
+
+def split_rows(split: str, segments: dict[str, Any], ts: np.ndarray) -> tuple[int, int]:
     """First and last row of a named segment of the run, or of a ``START..END`` date range."""
     if split in _SEGMENTS:
         rows = segments.get(split)

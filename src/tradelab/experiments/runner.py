@@ -288,14 +288,16 @@ def _train_and_test(
     }
 
 
-def score(env: EnvConfig, model: Any, market: MarketData, seed: int, storage: RunStorage, split: str) -> dict[str, Any]:
+def score(env: EnvConfig, agent: Any, market: MarketData, seed: int, storage: RunStorage, split: str) -> dict[str, Any]:
     """Play the agent and the baselines over ``market``'s segment; write their curves and the agent's trades.
 
+    :param agent: a trained SB3 model, or a function ``env -> policy`` (e.g. an ensemble's).
     :param split: the label of the segment in file names and in the result (``test``, ``val``, a date range).
-    :return: ``{split: {policy: metrics}, "agent_sharpe_ci95": [low, high]}``.
+    :return: ``{split: {policy: metrics}, "agent_sharpe_ci95": [low, high], "agent_moments": {...}}``.
     """
     eval_env = evaluation_env(env, market)
-    episodes = {"agent": play(eval_env, agent_policy(model, eval_env), "agent", seed), **play_baselines(eval_env, seed)}
+    policy = agent(eval_env) if callable(agent) and not hasattr(agent, "predict") else agent_policy(agent, eval_env)
+    episodes = {"agent": play(eval_env, policy, "agent", seed), **play_baselines(eval_env, seed)}
     _write_episodes(storage, split, episodes)
     timeframe = env.dataset.timeframe
     returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
