@@ -23,7 +23,7 @@ COLUMNS = (
     ("max_drawdown", "max DD", "{:.2%}"),
     ("calmar", "Calmar", "{:.2f}"),
     ("win_rate", "win rate", "{:.1%}"),
-    ("n_trades", "trades", "{:,}"),
+    ("n_trades", "trades", "{:,.0f}"),
     ("exposure", "exposure", "{:.1%}"),
     ("fees", "fees", "{:,.2f}"),
 )
@@ -114,7 +114,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     best, deflated = summary["best"], summary["best"]["deflated_sharpe"]
     where = f"seed {best['seed']}" + ("" if best["fold"] is None else f", fold {best['fold']}")
     if deflated is not None:
-        console.print(f"best run ({where}): deflated Sharpe ratio {deflated:.3f} (P[true Sharpe > 0])")
+        console.print(
+            f"best run ({where}): deflated Sharpe ratio {deflated:.3f}, the probability its true Sharpe is > 0"
+        )
 
 
 @reports_errors
