@@ -11,6 +11,7 @@ import pytest
 from tests.experiments.runs import stored, tiny_config
 from tradelab.data.errors import DataError
 from tradelab.data.store import Store
+from tradelab.env.market import EnvDataError
 from tradelab.experiments import runner
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.evaluation import BASELINES
@@ -118,3 +119,12 @@ def test_ctrl_c_stops_cleanly_with_partial_results_and_resume_finishes(store: St
     assert (
         curve[0] < interrupted.results["timesteps"] + 1 and curve[-1] >= 2048
     )  # the curve goes on from the checkpoint
+
+
+def test_a_pinned_dataset_version_that_differs_refuses_to_start(store: Store, tmp_path: Path) -> None:
+    stored(store)
+    env = tiny_config().env.model_dump(mode="json", by_alias=True)
+    env["dataset"]["version"] = "beefbeef"
+    with pytest.raises(EnvDataError, match="config asks for beefbeef"):
+        run_experiment(tiny_config(env=env), tmp_path / "runs", store=store, progress=False)
+    assert not (tmp_path / "runs").exists()
