@@ -7,7 +7,8 @@ import typer
 from tradelab import __version__
 from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
-from tradelab.experiments.cli import evaluate, run
+from tradelab.experiments.cli import ensemble, evaluate, run
+from tradelab.experiments.sweep_cli import sweep
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -20,10 +21,16 @@ app.add_typer(data_app, name="data")
 app.add_typer(tools_app, name="tools")
 app.add_typer(env_app, name="env")
 app.command()(run)
+app.command()(sweep)
 app.command()(evaluate)
+app.command()(ensemble)
 
 
 @app.command()
 def version() -> None:
     """Print the tradelab version."""
     typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()
