@@ -72,6 +72,20 @@ class Segments:
 
 
 @dataclass(frozen=True, slots=True)
+class _Job:
+    """One run to do: the experiment, its data, fold and seed, where it writes, and how it reports."""
+
+    config: ExperimentConfig
+    market: MarketData
+    fold: Segments
+    seed: int
+    storage: RunStorage
+    progress: bool
+    on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None
+    resume: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RunOutcome:
     """One finished run: where its artifacts are and what ``results.json`` holds."""
 
@@ -150,33 +164,25 @@ def run_experiment(
         for run_seed in [seed] if seed is not None else config.seeds:
             suffix = f"-s{run_seed}" + ("" if fold.fold is None else f"-f{fold.fold}")
             storage = RunStorage(prefix + suffix)
-            outcomes.append(_run_one(config, market, fold, run_seed, storage, progress, on_evaluation))
+            outcomes.append(_run_one(_Job(config, market, fold, run_seed, storage, progress, on_evaluation)))
     if len(outcomes) > 1:
         summary = summarize([o.results for o in outcomes])
         RunStorage(str(out)).write_json(f"{prefix.rsplit('/', 1)[-1]}-summary.json", summary)
     return outcomes
 
 
-def _run_one(
-    config: ExperimentConfig,
-    market: MarketData,
-    fold: Segments,
-    seed: int,
-    storage: RunStorage,
-    progress: bool,
-    on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
-    resume: bool = False,
-) -> RunOutcome:
+def _run_one(job: _Job) -> RunOutcome:
     """One run, its folder marked failed (with the traceback) if anything raises.
 
     A Ctrl-C during training stops it cleanly: the checkpoint is saved, the selected model is tested
     and the results are written, with the status ``interrupted`` (resume with :func:`resume_experiment`).
     """
-    if not resume:
-        storage.write_json("config.json", provenance(config, market, seed, fold))
+    storage = job.storage
+    if not job.resume:
+        storage.write_json("config.json", provenance(job.config, job.market, job.seed, job.fold))
     storage.write_json("status.json", {"status": "running", "started": _now()})
     try:
-        results = _train_and_test(config, market, fold, seed, storage, progress, on_evaluation, resume)
+        results = _train_and_test(job)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         storage.write_json("status.json", {"status": status, "ended": _now(), "error": traceback.format_exc()})
@@ -205,7 +211,7 @@ def resume_experiment(url: str | os.PathLike[str], *, store: Store | None = None
     fold = Segments(
         recorded["fold"], *(None if segments[k] is None else tuple(segments[k]) for k in ("train", "val", "test"))
     )  # type: ignore[arg-type]
-    return _run_one(config, market, fold, recorded["seed"], storage, progress, None, resume=True)
+    return _run_one(_Job(config, market, fold, recorded["seed"], storage, progress, resume=True))
 
 
 def pinned(env: EnvConfig, dataset: str) -> EnvConfig:
@@ -216,16 +222,8 @@ def pinned(env: EnvConfig, dataset: str) -> EnvConfig:
     return env.model_copy(update={"dataset": env.dataset.model_copy(update={"version": version.group(1)})})
 
 
-def _train_and_test(
-    config: ExperimentConfig,
-    market: MarketData,
-    fold: Segments,
-    seed: int,
-    storage: RunStorage,
-    progress: bool,
-    on_evaluation: Callable[[int, dict[str, Any]], bool] | None,
-    resume: bool = False,
-) -> dict[str, Any]:
+def _train_and_test(job: _Job) -> dict[str, Any]:
+    config, market, fold, seed, storage = job.config, job.market, job.fold, job.seed, job.storage
     set_random_seed(seed)
     timeframe = config.env.dataset.timeframe
     train_config = config.env.model_copy(update={"episode": config.env.episode.model_copy(update={"trade_log": False})})
@@ -233,9 +231,9 @@ def _train_and_test(
     venv.reset(seed=seed)
     algorithm = config.algorithm
     validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
-    training = _Training(config, validate, on_evaluation, storage)
+    training = _Training(config, validate, job.on_evaluation, storage)
     tensorboard = tempfile.TemporaryDirectory(prefix="tradelab-tb-")  # copied into the run folder after training
-    if resume:
+    if job.resume:
         checkpoint = io.BytesIO(storage.read_bytes(_CHECKPOINT))
         model = algorithm_class(algorithm.name).load(
             checkpoint, env=SB3VecEnv(venv), device=config.device, tensorboard_log=tensorboard.name
@@ -253,11 +251,11 @@ def _train_and_test(
             **algorithm.hyperparams,
         )
     started = time.perf_counter()
-    with tensorboard, _progress(progress, config.total_timesteps) as advance:
+    with tensorboard, _progress(job.progress, config.total_timesteps) as advance:
         training.advance = advance
         remaining = config.total_timesteps - model.num_timesteps
         try:
-            model.learn(remaining, callback=training, reset_num_timesteps=not resume, tb_log_name="train")
+            model.learn(remaining, callback=training, reset_num_timesteps=not job.resume, tb_log_name="train")
         except KeyboardInterrupt:
             training.stopped_by = "interrupted"
             training.save_checkpoint()
