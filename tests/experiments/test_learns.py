@@ -15,7 +15,7 @@ from tradelab.experiments.config import load_config
 from tradelab.experiments.runner import run_experiment
 
 #: The training settings bench/bench_train.py measures (large native batches).
-LARGE_BATCH = {"n_steps": 128, "batch_size": 2048, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.0}
+LARGE_BATCH = {"n_steps": 64, "batch_size": 4096, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.0}
 
 
 def test_ppo_learns_the_planted_pattern_and_beats_every_baseline_after_fees(store: Store, tmp_path: Path) -> None:
@@ -34,9 +34,9 @@ def test_ppo_learns_the_planted_pattern_and_beats_every_baseline_after_fees(stor
             },
             "split": {"train": 0.6, "val": 0.2, "test": 0.2},
             "algorithm": {"name": "PPO", "hyperparams": LARGE_BATCH},
-            "n_envs": 64,
-            "total_timesteps": 60_000,
-            "evaluation": {"every_steps": 30_000},
+            "n_envs": 256,
+            "total_timesteps": 100_000,
+            "evaluation": {"every_steps": 50_000},
             "device": "cpu",
         }
     )

@@ -118,7 +118,7 @@ def test_every_string_from_the_run_is_escaped(run: RunStorage) -> None:
 
 
 def test_a_run_without_training_curve_or_trades_still_renders(run: RunStorage) -> None:
-    Path(run.path("training.parquet")).unlink()
+    Path(run.path("metrics.parquet")).unlink()
     run.write_parquet("trades_test.parquet", pl.DataFrame())
     document, parsed = render(run)
     assert_self_contained(document, parsed)

@@ -21,7 +21,7 @@ from tradelab.experiments.runner import resume_experiment, run_experiment
 def test_a_run_writes_every_artifact_and_tests_the_agent_beside_the_baselines(store: Store, tmp_path: Path) -> None:
     (outcome,) = run_experiment(tiny_config(), tmp_path / "runs", store=stored(store), progress=False)
     run = RunStorage(outcome.url)
-    for name in ("config.json", "status.json", "model.zip", "training.parquet", "equity_test.parquet", "results.json"):
+    for name in ("config.json", "status.json", "model.zip", "metrics.parquet", "equity_test.parquet", "results.json"):
         assert run.exists(name), name
     assert run.read_json("status.json")["status"] == "succeeded"
     assert list((Path(outcome.url) / "tensorboard").rglob("events.out.tfevents.*"))  # training logs
@@ -34,7 +34,7 @@ def test_a_run_writes_every_artifact_and_tests_the_agent_beside_the_baselines(st
     assert results["selected"] == "best_validation" and results["timesteps"] >= 1024
     low, high = results["agent_sharpe_ci95"]
     assert low <= results["test"]["agent"]["sharpe"] <= high
-    curve = run.read_parquet("training.parquet")
+    curve = run.read_parquet("metrics.parquet")
     assert curve["timesteps"].to_list() == sorted(curve["timesteps"].to_list()) and curve.height >= 2
     equity = run.read_parquet("equity_test.parquet")
     assert {"ts", "agent_equity", "buy_and_hold_equity", "flat_position"} <= set(equity.columns)
@@ -115,7 +115,7 @@ def test_ctrl_c_stops_cleanly_with_partial_results_and_resume_finishes(store: St
     assert resumed.url == interrupted.url
     assert resumed.results["stopped_by"] == "timesteps" and resumed.results["timesteps"] >= 2048
     assert run.read_json("status.json")["status"] == "succeeded"
-    curve = run.read_parquet("training.parquet")["timesteps"].to_list()
+    curve = run.read_parquet("metrics.parquet")["timesteps"].to_list()
     assert (
         curve[0] < interrupted.results["timesteps"] + 1 and curve[-1] >= 2048
     )  # the curve goes on from the checkpoint

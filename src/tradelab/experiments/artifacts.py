@@ -7,7 +7,7 @@ One folder per run holds:
 - ``model.zip``: the selected model (best on validation, else the last);
 - ``tensorboard/``: SB3's training logs and the validation metrics (``tensorboard --logdir <run folder>``);
 - ``checkpoint.zip``, ``best_model.zip``, ``training_state.json``: what ``tradelab run --resume`` goes on from;
-- ``training.parquet``: the training curve (one row per validation evaluation);
+- ``metrics.parquet``: the training curve (one row per validation evaluation);
 - ``equity_<split>.parquet`` and ``trades_<split>.parquet``: the agent's and the baselines' curves, the agent's trades;
 - ``results.json``: every metric of the agent and the baselines;
 - ``report.html``: a self-contained report (metrics table, equity, drawdown, trades on price, training curves).

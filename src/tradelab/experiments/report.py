@@ -15,7 +15,7 @@ Charts, all drawn by :func:`line_chart`:
   is scaled to price units by the median ratio of the agent's fill prices to it at the fill bars (fills
   happen at the next open with slippage, so markers sit within about a bar's move of the line); without
   trades it is shown normalised to 1.0;
-- the validation curves of ``training.parquet`` (the selection metric and the total return) when present.
+- the validation curves of ``metrics.parquet`` (the selection metric and the total return) when present.
 
 Series longer than the chart's resolution are downsampled to each pixel bucket's min and max
 (:func:`downsample`), so a 100k-bar split stays a few hundred kB and no peak or trough is lost.
@@ -102,7 +102,7 @@ def render_report(storage: RunStorage, split: str = "test") -> str:
     config = provenance.get("config", {})
     equity = storage.read_parquet(f"equity_{split}.parquet")
     trades = _optional_parquet(storage, f"trades_{split}.parquet")
-    curve = _optional_parquet(storage, "training.parquet")
+    curve = _optional_parquet(storage, "metrics.parquet")
     name = str(config.get("name") or results.get("name") or "run")
     ci = results.get("agent_sharpe_ci95") if split == "test" else None
     sections = [
@@ -292,7 +292,7 @@ def _price_proxy(equity: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def _training_section(curve: pl.DataFrame | None, metric: str, results: dict[str, Any]) -> str:
     """Validation curves vs timesteps (the selection metric and the total return), with the selected model."""
     if curve is None or curve.is_empty() or "timesteps" not in curve.columns:
-        return _section("Training", '<p class="note">No validation curve (no training.parquet).</p>')
+        return _section("Training", '<p class="note">No validation curve (no metrics.parquet).</p>')
     x = curve["timesteps"].to_numpy().astype(float)
     figures = []
     for key in (k for k in dict.fromkeys((metric, "total_return")) if k in curve.columns):

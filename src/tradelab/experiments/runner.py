@@ -270,7 +270,7 @@ def _train_and_test(job: _Job) -> dict[str, Any]:
     model.save(buffer)
     storage.write_bytes("model.zip", buffer.getvalue())
     if training.curve:
-        storage.write_parquet("training.parquet", pl.DataFrame(training.curve))
+        storage.write_parquet("metrics.parquet", pl.DataFrame(training.curve))
 
     return {
         "name": config.name,
