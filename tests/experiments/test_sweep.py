@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -147,6 +148,7 @@ def test_workers_share_one_sqlite_study(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "best: trial" in done.stdout and "worker 1: pid" in done.stdout
+    assert re.search(r"deflated Sharpe ratio of trial \d+ on test, after \d trials: [01]\.\d{3}", done.stdout)
     _assert_shared(f"sqlite:///{runs / 'tiny-sweep.db'}", "tiny")
 
 

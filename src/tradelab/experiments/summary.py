@@ -30,16 +30,18 @@ def return_moments(equity: np.ndarray) -> dict[str, float]:
     }
 
 
-def summarize(results: Sequence[dict[str, Any]], split: str = "test") -> dict[str, Any]:
+def summarize(results: Sequence[dict[str, Any]], split: str = "test", best: int | None = None) -> dict[str, Any]:
     """The spread of the runs' ``split`` metrics, and the deflated Sharpe ratio of the best run.
 
     :param results: the runs' ``results.json`` contents (each with ``split`` metrics and ``agent_moments``).
+    :param best: index of the selected run (a sweep selects on validation); None for the best ``split`` Sharpe.
     :return: ``runs`` (seed, fold, agent Sharpe of each), ``agent`` (metric -> mean/std/min/max),
         ``baselines`` (policy -> metric -> mean), and ``best`` with its ``deflated_sharpe`` (None for one run).
     """
     agents = [r[split]["agent"] for r in results]
     baselines = [name for name in results[0][split] if name != "agent"]
-    best = max(range(len(results)), key=lambda i: agents[i]["sharpe"])
+    if best is None:
+        best = max(range(len(results)), key=lambda i: agents[i]["sharpe"])
     deflated = None
     if len(results) >= 2:
         moments = results[best]["agent_moments"]

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tradelab.cli_errors import errors, reports_errors
+from tradelab.experiments.cli import console
 from tradelab.experiments.config import load_config
 
 if TYPE_CHECKING:
     import optuna
 
 T = TypeVar("T")
-console = Console()
 #: Lines of a failed worker's log quoted in the error.
 _TAIL_LINES = 20
 
@@ -164,6 +163,28 @@ def print_trials(study: optuna.Study, metric: str) -> None:
     )
     console.print(f"best: trial {best.number}, validation {metric} {_format(best.value)}, {values}", highlight=False)
     console.print(f"artifacts: {', '.join(best.user_attrs.get('runs', []))}", highlight=False)
+    print_deflated(study)
+
+
+def print_deflated(study: optuna.Study) -> None:
+    """The best trial's test Sharpe deflated for the number of completed trials (Bailey & López de Prado)."""
+    from optuna.trial import TrialState
+
+    from tradelab.experiments.artifacts import RunStorage
+    from tradelab.experiments.summary import summarize
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(completed) < 2:
+        return
+    results = [RunStorage(t.user_attrs["runs"][0]).read_json("results.json") for t in completed]
+    selected = next(i for i, t in enumerate(completed) if t.number == study.best_trial.number)
+    deflated = summarize(results, best=selected)["best"]["deflated_sharpe"]
+    if deflated is not None:
+        console.print(
+            f"deflated Sharpe ratio of trial {study.best_trial.number} on test, after {len(completed)} trials: "
+            f"{deflated:.3f} (the probability its true Sharpe is > 0)",
+            highlight=False,
+        )
 
 
 def _headers(paths: Sequence[str]) -> list[str]:
