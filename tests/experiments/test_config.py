@@ -66,3 +66,18 @@ def test_json_files_and_the_schema() -> None:
     schema = ExperimentConfig.model_json_schema()
     assert {"env", "algorithm", "split", "total_timesteps", "seeds"} <= set(schema["properties"])
     assert json.loads(json.dumps(schema))  # serialisable for the API
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_config_is_valid(path: Path) -> None:
+    if path.name == "ensemble.yaml":
+        from tradelab.experiments.ensemble import load_ensemble
+
+        assert len(load_ensemble(path).runs) == 3
+    else:
+        config = load_config(path)
+        assert config.name == path.stem
+        if config.sweep is not None:
+            from tradelab.experiments.sweep import check_sweep
+
+            assert set(check_sweep(config).params) == set(config.sweep.params)  # every path sets a valid config
