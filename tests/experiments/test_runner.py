@@ -14,7 +14,7 @@ from tradelab.data.store import Store
 from tradelab.env.market import EnvDataError
 from tradelab.experiments import runner
 from tradelab.experiments.artifacts import RunStorage
-from tradelab.experiments.evaluation import BASELINES
+from tradelab.experiments.evaluation import BASELINES, play
 from tradelab.experiments.runner import resume_experiment, run_experiment
 
 
@@ -128,3 +128,43 @@ def test_a_pinned_dataset_version_that_differs_refuses_to_start(store: Store, tm
     with pytest.raises(EnvDataError, match="config asks for beefbeef"):
         run_experiment(tiny_config(env=env), tmp_path / "runs", store=store, progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+ALGORITHMS = [
+    ("PPO", {"kind": "discrete", "levels": [0, 1]}, {"n_steps": 64, "batch_size": 256}),
+    ("A2C", {"kind": "multi_discrete", "levels": [0, 1], "unit": "percent"}, {"n_steps": 8}),
+    ("DQN", {"kind": "discrete", "levels": [0, 1]}, {"learning_starts": 64, "buffer_size": 2048}),
+    ("QRDQN", {"kind": "discrete", "levels": [0, 1]}, {"learning_starts": 64, "buffer_size": 2048}),
+    ("SAC", {"kind": "box", "low": 0, "high": 1}, {"learning_starts": 64, "buffer_size": 2048}),
+    ("TD3", {"kind": "box", "low": 0, "high": 1}, {"learning_starts": 64, "buffer_size": 2048}),
+    ("RecurrentPPO", {"kind": "discrete", "levels": [0, 1]}, {"n_steps": 32, "batch_size": 128}),
+    ("MaskablePPO", {"kind": "multi_discrete", "levels": [0, 1], "unit": "percent"}, {"n_steps": 32}),
+]
+
+
+@pytest.mark.parametrize(("name", "actions", "hyperparams"), ALGORITHMS, ids=[a[0] for a in ALGORITHMS])
+def test_every_algorithm_trains_and_is_tested(
+    store: Store, tmp_path: Path, name: str, actions: dict, hyperparams: dict
+) -> None:
+    env = tiny_config().env.model_dump(mode="json", by_alias=True) | {"actions": actions}
+    config = tiny_config(env=env, algorithm={"name": name, "hyperparams": hyperparams}, total_timesteps=512)
+    (outcome,) = run_experiment(config, tmp_path / "runs", store=stored(store), progress=False)
+    assert outcome.results["timesteps"] >= 512 and set(outcome.results["test"]) >= {"agent", "flat"}
+    assert RunStorage(outcome.url).exists("model.zip")
+
+
+def test_stochastic_validation_averages_several_passes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counting_play(env: object, policy: object, name: str, seed: int = 0) -> object:
+        calls.append(name)
+        return play(env, policy, name, seed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "play", counting_play)
+    config = tiny_config(evaluation={"every_steps": 512, "deterministic": False, "episodes": 3})
+    (outcome,) = run_experiment(config, tmp_path / "runs", store=stored(store), progress=False)
+    evaluations = RunStorage(outcome.url).read_parquet("metrics.parquet").height
+    assert evaluations >= 2
+    assert len(calls) == 3 * evaluations + 1  # three validation passes each, then one test pass

@@ -108,7 +108,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for key, header, fmt in COLUMNS:
         spread = summary["agent"][key]
         baselines = (fmt.format(means[key]) for means in summary["baselines"].values())
-        mean = f"{fmt.format(spread['mean'])} ± {fmt.format(spread['std'])}"
+        mean = f"{fmt.format(spread['mean'])} ± {fmt.replace('+', '').format(spread['std'])}"
         table.add_row(header, mean, fmt.format(spread["min"]), fmt.format(spread["max"]), *baselines)
     console.print(table)
     best, deflated = summary["best"], summary["best"]["deflated_sharpe"]

@@ -137,6 +137,9 @@ class EvaluationConfig(BaseModel):
         None, ge=1, description="stop after this many evaluations without improvement; null: never"
     )
     deterministic: bool = Field(True, description="evaluate the policy's most likely action")
+    episodes: int = Field(
+        1, ge=1, description="validation passes averaged per evaluation (more than 1 only with stochastic actions)"
+    )
 
 
 class SearchSpace(BaseModel):

@@ -225,12 +225,11 @@ def pinned(env: EnvConfig, dataset: str) -> EnvConfig:
 def _train_and_test(job: _Job) -> dict[str, Any]:
     config, market, fold, seed, storage = job.config, job.market, job.fold, job.seed, job.storage
     set_random_seed(seed)
-    timeframe = config.env.dataset.timeframe
     train_config = config.env.model_copy(update={"episode": config.env.episode.model_copy(update={"trade_log": False})})
     venv = TradingVecEnv(train_config, config.n_envs, market=segment(market, *fold.train))
     venv.reset(seed=seed)
     algorithm = config.algorithm
-    validate = _validator(config.env, segment(market, *fold.val), timeframe) if fold.val else None
+    validate = _validator(config, segment(market, *fold.val)) if fold.val else None
     training = _Training(config, validate, job.on_evaluation, storage)
     tensorboard = tempfile.TemporaryDirectory(prefix="tradelab-tb-")  # copied into the run folder after training
     if job.resume:
@@ -304,12 +303,18 @@ def score(env: EnvConfig, agent: Any, market: MarketData, seed: int, storage: Ru
     return {split: metrics, "agent_sharpe_ci95": [low, high], "agent_moments": return_moments(episodes["agent"].equity)}
 
 
-def _validator(env: EnvConfig, market: MarketData, timeframe: str) -> Callable[[Any], dict[str, Any]]:
-    """A function scoring a model on the validation segment (deterministic actions)."""
-    eval_env = evaluation_env(env, market)
+def _validator(config: ExperimentConfig, market: MarketData) -> Callable[[Any], dict[str, Any]]:
+    """A function scoring a model on the validation segment: one pass with deterministic actions, or the mean
+    metrics of ``evaluation.episodes`` seeded passes with stochastic ones."""
+    eval_env = evaluation_env(config.env, market)
+    timeframe = config.env.dataset.timeframe
+    evaluation = config.evaluation
+    passes = 1 if evaluation.deterministic else evaluation.episodes
 
     def validate(model: Any) -> dict[str, Any]:
-        return play(eval_env, agent_policy(model, eval_env), "agent").metrics(timeframe).as_dict()
+        policy = agent_policy(model, eval_env, evaluation.deterministic)
+        runs = [play(eval_env, policy, "agent", seed).metrics(timeframe).as_dict() for seed in range(passes)]
+        return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
 
     return validate
 
