@@ -9,6 +9,7 @@ from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
 from tradelab.experiments.cli import ensemble, evaluate, run
 from tradelab.experiments.sweep_cli import sweep
+from tradelab.server.cli import db_app, init, serve
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(env_app, name="env")
 app.command()(run)
 app.command()(sweep)
+app.command()(init)
+app.command()(serve)
+app.add_typer(db_app, name="db")
 app.command()(evaluate)
 app.command()(ensemble)
 

@@ -1,0 +1,56 @@
+"""The FastAPI application: :func:`create_app` wires the database, the routers, request ids and logging.
+
+``tradelab serve`` runs it with uvicorn. CORS is off unless ``TRADELAB_CORS_ORIGINS`` lists origins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from tradelab import __version__
+from tradelab.server.db import make_engine, session_factory
+from tradelab.server.routes import health
+
+logger = logging.getLogger("tradelab.server")
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    """The API over the database at ``database_url`` (see :func:`tradelab.server.db.database_url`).
+
+    The schema must be migrated already (``tradelab init`` or ``tradelab db upgrade``).
+    """
+    app = FastAPI(title="tradelab control plane", version=__version__)
+    app.state.engine = make_engine(database_url)
+    app.state.sessions = session_factory(app.state.engine)
+    app.include_router(health.router)
+    origins = [o for o in os.environ.get("TRADELAB_CORS_ORIGINS", "").split(",") if o]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+    app.middleware("http")(_request_ids)
+    return app
+
+
+async def _request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Give every request an id (the client's ``X-Request-ID`` or a new one), echo it and log one line."""
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    started = time.perf_counter()
+    response = await call_next(request)
+    response.headers["X-Request-ID"] = request_id
+    logger.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.url.path,  # never the query string or headers: no token can leak
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return response
