@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from tradelab import __version__
 from tradelab.server.db import make_engine, session_factory
-from tradelab.server.routes import health
+from tradelab.server.routes import catalog, health, operations
 
 logger = logging.getLogger("tradelab.server")
 
@@ -30,6 +30,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.engine = make_engine(database_url)
     app.state.sessions = session_factory(app.state.engine)
     app.include_router(health.router)
+    for router in [*catalog.routers, *operations.routers]:
+        app.include_router(router, prefix="/api")
     origins = [o for o in os.environ.get("TRADELAB_CORS_ORIGINS", "").split(",") if o]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
