@@ -71,3 +71,40 @@ def serve(
 
     configure_logging()
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+@reports_errors
+def worker(
+    api_url: Annotated[str, typer.Option(help="The API that runs report to.")] = "http://127.0.0.1:8000",
+    concurrency: Annotated[int, typer.Option(help="Most runs active at once.")] = 2,
+    interval: Annotated[float, typer.Option(help="Seconds between reconciler ticks.")] = 1.0,
+    heartbeat_timeout: Annotated[float, typer.Option(help="Seconds of silence before a run is stopped.")] = 120.0,
+) -> None:
+    """Run the reconciler: claim queued runs, start them on the local backend, watch them, reap orphans."""
+    import signal
+    import threading
+
+    from tradelab.compute.local import LocalBackend
+    from tradelab.server.db import make_engine
+    from tradelab.server.log import configure_logging
+    from tradelab.server.worker import Reconciler, WorkerConfig, worker_env
+    from tradelab.settings import get_settings
+
+    configure_logging()
+    config = WorkerConfig(api_url, concurrency, heartbeat_timeout, env=worker_env())
+    reconciler = Reconciler(make_engine(), LocalBackend(get_settings().home / "compute"), config)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"worker: reconciling every {interval} s, up to {concurrency} run(s), reporting to {api_url}")
+    reconciler.run_forever(stop, interval)
+
+
+def agent(
+    run_id: Annotated[int, typer.Option(help="The run to execute.")],
+    seed: Annotated[int, typer.Option(help="The run's seed.")] = 0,
+) -> None:
+    """Execute one run for the control plane (started by the worker; reads its token from the environment)."""
+    from tradelab.server.agent import run_agent
+
+    raise typer.Exit(run_agent(run_id, seed))

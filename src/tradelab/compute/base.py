@@ -1,0 +1,81 @@
+"""The interface every compute backend implements, so the reconciler drives local processes and cloud pods alike.
+
+Every resource a backend starts is tagged with the lab's id, the run's id and an idempotency key, so that
+``start`` is idempotent (a reconciler that crashed after starting and retries gets the same resource back)
+and orphans (resources no run owns) can be found with :meth:`ComputeBackend.list_owned`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ComputeState(StrEnum):
+    """What a compute resource is doing."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # exited 0
+    FAILED = "failed"  # exited non-zero
+    GONE = "gone"  # unknown to the backend (terminated, or never started)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec:
+    """What to run: a command with its environment (secrets go in ``env``, never in ``command``)."""
+
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    max_wall_time_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """A started resource: its backend and the backend's id for it."""
+
+    backend: str
+    resource_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """A resource the backend holds for this lab, with the run it was started for."""
+
+    handle: Handle
+    run_id: int
+    idempotency_key: str
+
+
+class ComputeBackend(ABC):
+    """Starts, watches and stops the compute of runs."""
+
+    name: ClassVar[str]
+    #: Worst-case price per hour of one resource, for budget checks before a start (0 for free compute).
+    hourly_price: float = 0.0
+
+    @abstractmethod
+    def start(self, run_id: int, spec: ComputeSpec, idempotency_key: str) -> Handle:
+        """Start ``spec`` for run ``run_id``; with a key already used, return that resource instead."""
+
+    @abstractmethod
+    def status(self, handle: Handle) -> ComputeState:
+        """The resource's state."""
+
+    @abstractmethod
+    def logs(self, handle: Handle, tail: int = 100) -> list[str]:
+        """The last ``tail`` lines of the resource's output."""
+
+    @abstractmethod
+    def terminate(self, handle: Handle) -> None:
+        """Stop the resource (idempotent: terminating a gone resource does nothing)."""
+
+    @abstractmethod
+    def list_owned(self) -> list[Owned]:
+        """Every live resource this lab owns on the backend."""
+
+    @abstractmethod
+    def cost_so_far(self, handle: Handle) -> float:
+        """What the resource has cost up to now."""

@@ -1,0 +1,85 @@
+"""The run agent: what a compute resource executes for one run (``tradelab agent --run-id N``).
+
+It trains and tests the run's experiment with the ordinary runner, and reports to the control plane with
+the run's own token: ``running`` at the start, a heartbeat every few seconds, every validation's metrics,
+the log, and ``succeeded`` (with the artifact folder) or ``failed`` (with the error) at the end. The token,
+the API URL and the config arrive in the environment (``TRADELAB_RUN_TOKEN``, ``TRADELAB_API_URL``,
+``TRADELAB_RUN_CONFIG``), never on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import traceback
+from typing import Any
+
+import httpx
+
+from tradelab.settings import get_settings
+
+HEARTBEAT_S = 5.0
+
+
+class Reporter:
+    """Posts a run's status, heartbeats, metrics and log lines to the API."""
+
+    def __init__(self, api_url: str, token: str, run_id: int) -> None:
+        self.run_id = run_id
+        self.client = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def post(self, what: str, body: dict[str, Any]) -> None:
+        """POST ``body`` to ``/api/runs/<id>/<what>``, raising on an error status."""
+        self.client.post(f"/api/runs/{self.run_id}/{what}", json=body).raise_for_status()
+
+    def metrics(self, step: int, values: dict[str, Any], prefix: str) -> None:
+        """The finite values as metric points ``<prefix>/<name>`` at ``step``."""
+        points = [
+            {"key": f"{prefix}/{key}", "step": step, "value": float(value)}
+            for key, value in values.items()
+            if isinstance(value, int | float) and math.isfinite(value)
+        ]
+        if points:
+            self.post("metrics", {"points": points})
+
+    def beat_until(self, stop: threading.Event) -> None:
+        """Send a heartbeat every :data:`HEARTBEAT_S` seconds until ``stop`` is set (errors are retried next beat)."""
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self.post("heartbeat", {})
+            except httpx.HTTPError:
+                continue
+
+
+def run_agent(run_id: int, seed: int) -> int:
+    """Run the experiment of run ``run_id`` and report it; the process's exit status (0 on success)."""
+    from tradelab.experiments.config import load_config
+    from tradelab.experiments.runner import run_experiment
+
+    reporter = Reporter(os.environ["TRADELAB_API_URL"], os.environ["TRADELAB_RUN_TOKEN"], run_id)
+    reporter.post("status", {"state": "running"})
+    stop = threading.Event()
+    beating = threading.Thread(target=reporter.beat_until, args=(stop,), daemon=True)
+    beating.start()
+    try:
+        config = load_config(json.loads(os.environ["TRADELAB_RUN_CONFIG"]))
+        out = os.environ.get("TRADELAB_STORAGE_URL") or str(get_settings().home / "artifacts" / f"run-{run_id}")
+
+        def on_evaluation(timesteps: int, metrics: dict[str, Any]) -> bool:
+            reporter.metrics(timesteps, metrics, "val")
+            return True
+
+        (outcome,) = run_experiment(config, out, seed=seed, progress=False, on_evaluation=on_evaluation)
+        reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
+        reporter.post("logs", {"lines": [f"artifacts: {outcome.url}", f"stopped by: {outcome.results['stopped_by']}"]})
+        reporter.post("status", {"state": "succeeded", "artifact_url": outcome.url})
+        return 0
+    except Exception:
+        error = traceback.format_exc()
+        reporter.post("logs", {"lines": error.splitlines()[-30:]})
+        reporter.post("status", {"state": "failed", "error": error[-4000:]})
+        return 1
+    finally:
+        stop.set()

@@ -1,0 +1,280 @@
+"""The reconciler: each tick moves the database's runs and the compute backend's resources towards agreement.
+
+The database is the queue and the source of truth; the reconciler keeps no state of its own, so it can be
+killed at any moment (``kill -9`` included) and restarted: it adopts the processes it finds, and never starts
+a run twice (claims are atomic, starts are idempotent by key). Each tick:
+
+1. **claim** queued runs up to the concurrency limit, each in its own transaction (``SELECT … FOR UPDATE
+   SKIP LOCKED`` on Postgres; a conditional ``UPDATE … RETURNING`` under SQLite's write lock), checking the
+   budget atomically: the worst-case cost (hourly price × max wall time) is reserved as the run's cost, or
+   the run fails with "budget exhausted";
+2. **start** claimed runs on the backend with an idempotency key and a run-scoped token;
+3. **watch** active runs: cancel on request, enforce the max wall time, fail or retry runs whose heartbeat
+   stopped or whose process ended without reporting, record costs;
+4. **reap** orphans: backend resources that no active run owns are terminated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradelab.compute.base import ComputeBackend, ComputeSpec, ComputeState, Handle
+from tradelab.server.db import is_sqlite, session_factory, transaction
+from tradelab.server.models import Event, Experiment, Run, RunState, Token, utcnow
+from tradelab.server.security import issue_token
+
+logger = logging.getLogger(__name__)
+_ACTIVE = (RunState.STARTING, RunState.RUNNING)
+#: Max wall time assumed for budget reservations when neither the run nor its experiment sets one.
+DEFAULT_MAX_WALL_TIME_S = 24 * 3600.0
+
+
+@dataclass
+class WorkerConfig:
+    """How the reconciler behaves.
+
+    :param api_url: the API the runs report to.
+    :param concurrency: most runs active at once.
+    :param heartbeat_timeout_s: an active run silent this long is stopped (and retried if it has attempts left).
+    :param start_grace_s: how long a starting run may take to send its first heartbeat.
+    :param env: extra environment for the runs (e.g. ``TRADELAB_HOME``); never a secret of the lab.
+    """
+
+    api_url: str = "http://127.0.0.1:8000"
+    concurrency: int = 2
+    heartbeat_timeout_s: float = 120.0
+    start_grace_s: float = 300.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for logs and tests)."""
+
+    claimed: list[int] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+    ended: dict[int, str] = field(default_factory=dict)
+    reaped: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Drives runs through their states on one compute backend.
+
+    :param engine: the control-plane database.
+    :param backend: where runs execute.
+    :param config: limits and timeouts.
+    """
+
+    def __init__(self, engine: Engine, backend: ComputeBackend, config: WorkerConfig | None = None) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.backend = backend
+        self.config = config or WorkerConfig()
+
+    def tick(self) -> TickReport:
+        """One pass of claim, start, watch and reap."""
+        report = TickReport()
+        self._watch(report)
+        self._claim(report)
+        self._start(report)
+        self._reap(report)
+        return report
+
+    def run_forever(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        """Tick every ``interval_s`` until ``stop`` is set; back off (up to 30 s) while the database is down."""
+        backoff = interval_s
+        while not stop.is_set():
+            try:
+                report = self.tick()
+                backoff = interval_s
+                if report.claimed or report.ended or report.reaped:
+                    logger.info(
+                        "tick", extra={"claimed": report.claimed, "ended": report.ended, "reaped": report.reaped}
+                    )
+            except OperationalError as error:
+                backoff = min(backoff * 2, 30.0)
+                logger.warning(
+                    "database unavailable, retrying", extra={"retry_in_s": backoff, "error": str(error)[:200]}
+                )
+            stop.wait(backoff)
+
+    # 1. claim
+    def _claim(self, report: TickReport) -> None:
+        while True:
+            with transaction(self.sessions) as session:
+                active = session.query(Run).filter(Run.state.in_(_ACTIVE)).count()
+                if active >= self.config.concurrency:
+                    return
+                run = self._claim_one(session)
+                if run is None:
+                    return
+                self._reserve_or_refuse(session, run)
+                report.claimed.append(run.id)
+
+    def _claim_one(self, session: Session) -> Run | None:
+        """Atomically move the oldest queued run to ``starting`` (attempt + 1), or None when the queue is empty."""
+        if is_sqlite(self.engine):
+            row = session.execute(
+                text(
+                    "UPDATE runs SET state = 'starting', attempts = attempts + 1 WHERE id = ("
+                    "SELECT id FROM runs WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1"
+                    ") AND state = 'queued' RETURNING id"
+                )
+            ).first()
+            run = session.get(Run, row[0], populate_existing=True) if row else None
+        else:
+            query = select(Run).where(Run.state == RunState.QUEUED).order_by(Run.queued_at, Run.id).limit(1)
+            run = session.scalar(query.with_for_update(skip_locked=True))
+            if run is not None:
+                run.state, run.attempts = RunState.STARTING, run.attempts + 1
+        if run is not None:
+            run.idempotency_key = f"run{run.id}-a{run.attempts}"
+            run.started_at = run.heartbeat_at = utcnow()
+            _event(session, run, RunState.QUEUED)
+        return run
+
+    def _reserve_or_refuse(self, session: Session, run: Run) -> None:
+        """Reserve the run's worst-case cost against the budgets, or fail it when they cannot cover it."""
+        from tradelab.server.budgets import remaining_budget  # the budgets module owns the spend arithmetic
+
+        if not is_sqlite(self.engine):  # serialise claimers on the budget rows (SQLite's write lock already does)
+            session.execute(text("SELECT id FROM budgets FOR UPDATE"))
+        worst = self.backend.hourly_price * self._max_wall_time(session, run) / 3600.0
+        remaining = remaining_budget(session, run.experiment_id)
+        if remaining is not None and worst > remaining + 1e-9:
+            self._end(session, run, RunState.FAILED, f"budget exhausted: needs up to {worst:.2f}, {remaining:.2f} left")
+            return
+        run.cost = worst
+
+    def _max_wall_time(self, session: Session, run: Run) -> float:
+        if run.max_wall_time_s is not None:
+            return run.max_wall_time_s
+        experiment = session.get(Experiment, run.experiment_id)
+        budget = (experiment.config.get("budget") or {}) if experiment else {}
+        return float(budget.get("max_wall_time_s") or DEFAULT_MAX_WALL_TIME_S)
+
+    # 2. start
+    def _start(self, report: TickReport) -> None:
+        with transaction(self.sessions) as session:
+            pending = session.scalars(select(Run).where(Run.state == RunState.STARTING, Run.compute_id.is_(None))).all()
+            jobs = [(run.id, run.idempotency_key, self._spec(session, run)) for run in pending]
+        for run_id, key, spec in jobs:
+            handle = self.backend.start(run_id, spec, key)  # idempotent: a retried start returns the same process
+            with transaction(self.sessions) as session:
+                run = session.get(Run, run_id)
+                if run is not None and run.state == RunState.STARTING:
+                    run.compute_id, run.backend = handle.resource_id, handle.backend
+                    report.started.append(run_id)
+
+    def _spec(self, session: Session, run: Run) -> ComputeSpec:
+        """The agent command, with the run's config and a fresh run-scoped token in its environment."""
+        for token in session.scalars(select(Token).where(Token.run_id == run.id, Token.revoked_at.is_(None))):
+            token.revoked_at = utcnow()  # one live token per run: the current attempt's
+        secret = issue_token(session, f"run {run.id} attempt {run.attempts}", role="run", run_id=run.id)
+        experiment = session.get(Experiment, run.experiment_id)
+        assert experiment is not None
+        env = {
+            **self.config.env,
+            "TRADELAB_API_URL": self.config.api_url,
+            "TRADELAB_RUN_TOKEN": secret,
+            "TRADELAB_RUN_CONFIG": json.dumps(experiment.config),
+        }
+        command = [sys.executable, "-m", "tradelab.cli", "agent", "--run-id", str(run.id), "--seed", str(run.seed)]
+        return ComputeSpec(command, env, self._max_wall_time(session, run))
+
+    # 3. watch
+    def _watch(self, report: TickReport) -> None:
+        now = utcnow()
+        with transaction(self.sessions) as session:
+            active = session.scalars(select(Run).where(Run.state.in_(_ACTIVE), Run.compute_id.is_not(None))).all()
+            for run in active:
+                outcome = self._verdict(run, now)
+                if outcome is not None:
+                    state, error = outcome
+                    self.backend.terminate(Handle(run.backend, run.compute_id))  # type: ignore[arg-type]
+                    self._retry_or_end(session, run, state, error)
+                    report.ended[run.id] = run.state
+
+    def _verdict(self, run: Run, now: datetime) -> tuple[RunState, str | None] | None:
+        """Why an active run must stop now (its final state and error), or None to let it go on."""
+        handle = Handle(run.backend, run.compute_id)  # type: ignore[arg-type]
+        if run.cancel_requested:
+            return RunState.CANCELLED, "cancelled on request"
+        started = _aware(run.started_at) or now
+        if run.max_wall_time_s is not None and now - started > timedelta(seconds=run.max_wall_time_s):
+            return RunState.FAILED, f"max wall time of {run.max_wall_time_s:.0f} s exceeded"
+        state = self.backend.status(handle)
+        if state in (ComputeState.SUCCEEDED, ComputeState.FAILED, ComputeState.GONE):
+            tail = "\n".join(self.backend.logs(handle, 20))
+            return RunState.FAILED, f"its process ended ({state}) without reporting a result:\n{tail}"
+        limit = self.config.start_grace_s if run.state == RunState.STARTING else self.config.heartbeat_timeout_s
+        last = _aware(run.heartbeat_at) or started
+        if now - last > timedelta(seconds=limit):
+            return RunState.FAILED, f"no heartbeat for {(now - last).total_seconds():.0f} s"
+        return None
+
+    def _retry_or_end(self, session: Session, run: Run, state: RunState, error: str | None) -> None:
+        if state == RunState.FAILED and run.attempts < run.max_attempts:
+            previous = run.state
+            run.state, run.compute_id, run.error = RunState.QUEUED, None, f"attempt {run.attempts} failed: {error}"
+            _event(session, run, previous)
+            return
+        self._end(session, run, state, error)
+
+    def _end(self, session: Session, run: Run, state: RunState, error: str | None) -> None:
+        previous = run.state
+        if run.compute_id is not None:
+            run.cost = self.backend.cost_so_far(Handle(run.backend, run.compute_id))
+        elif state == RunState.FAILED:
+            run.cost = 0.0  # never started: release the reservation
+        run.state, run.error, run.ended_at = state, error, utcnow()
+        _event(session, run, previous)
+
+    # 4. reap
+    def _reap(self, report: TickReport) -> None:
+        owned = self.backend.list_owned()
+        if not owned:
+            return
+        with transaction(self.sessions) as session:
+            runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_([o.run_id for o in owned])))}
+            for resource in owned:
+                run = runs.get(resource.run_id)
+                active = run is not None and run.state in _ACTIVE and run.compute_id == resource.handle.resource_id
+                finishing = (
+                    run is not None
+                    and run.state == RunState.STARTING
+                    and run.idempotency_key == resource.idempotency_key
+                )
+                if not (active or finishing):
+                    self.backend.terminate(resource.handle)
+                    report.reaped.append(resource.handle.resource_id)
+            for run in runs.values():  # final runs: record what their compute cost
+                if RunState(run.state).final and run.compute_id is not None:
+                    run.cost = self.backend.cost_so_far(Handle(run.backend, run.compute_id))
+
+
+def _event(session: Session, run: Run, previous: str) -> None:
+    session.add(Event(kind="run_state", run_id=run.id, payload={"state": str(run.state), "previous": str(previous)}))
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """``moment`` as an aware UTC time (SQLite returns naive datetimes)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def worker_env() -> dict[str, Any]:
+    """The environment a run inherits from the worker: its home and database, nothing secret."""
+    return {key: value for key, value in os.environ.items() if key in ("TRADELAB_HOME", "TRADELAB_STORAGE_URL")}
