@@ -4,5 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tradelab.server.routes import budgets, compute, datasets, env_configs, experiments, schemas, tools
+
 #: Mounted under ``/api`` by :func:`tradelab.server.app.create_app`.
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [
+    datasets.router,
+    tools.router,
+    env_configs.router,
+    experiments.router,
+    schemas.router,
+    budgets.router,
+    compute.router,
+]

@@ -1,0 +1,175 @@
+"""``/experiments``: validated experiment configs with tags and notes; a config never changes, a clone may."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from tradelab.experiments.config import ConfigError, ExperimentConfig, load_config
+from tradelab.server.deps import SessionDep, require_admin
+from tradelab.server.models import Experiment
+
+router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[Depends(require_admin)])
+
+#: A database time as UTC (SQLite returns them naive).
+UtcDatetime = Annotated[datetime, AfterValidator(lambda v: v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC))]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such experiment"}}
+Tags = list[Annotated[str, Field(min_length=1, max_length=100)]]
+
+
+class ExperimentCreate(BaseModel):
+    """A new experiment: its config, and tags and notes (the config's own when omitted)."""
+
+    config: dict[str, Any] = Field(description="an ExperimentConfig (see GET /schemas/experiment)")
+    tags: Tags | None = None
+    notes: str | None = None
+
+
+class ExperimentUpdate(BaseModel):
+    """What may change on an experiment: tags and notes (never the config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: Tags | None = None
+    notes: str | None = None
+
+
+class ExperimentClone(BaseModel):
+    """Overrides of the source's config, as ``key.path=value`` (values parsed as JSON, else YAML)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    overrides: list[str] = Field(default_factory=list, alias="set", examples=[["n_envs=128", "seeds=[1,2]"]])
+
+
+class ExperimentPublic(BaseModel):
+    """An experiment, its config as validated (defaults filled in)."""
+
+    id: int
+    name: str
+    config: dict[str, Any]
+    tags: list[str]
+    notes: str
+    cloned_from: int | None
+    created_at: UtcDatetime
+
+
+class ExperimentsPublic(BaseModel):
+    """A page of experiments, newest first, and how many match in all."""
+
+    data: list[ExperimentPublic]
+    count: int
+
+
+def _public(row: Experiment) -> ExperimentPublic:
+    return ExperimentPublic.model_validate(row, from_attributes=True)
+
+
+def _validated(config: dict[str, Any], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """``load_config`` of ``config``; its problems as a 422 whose entries locate each one in the body."""
+    try:
+        return load_config(config, overrides)
+    except ConfigError as error:
+        errors = []
+        for problem in error.problems:
+            if problem.startswith("--set"):
+                errors.append({"type": "value_error", "loc": ("body", "set"), "msg": problem})
+                continue
+            path, _, message = problem.partition(": ")
+            loc = () if path == "(top level)" else tuple(path.split("."))
+            errors.append({"type": "value_error", "loc": ("body", "config", *loc), "msg": message})
+        raise RequestValidationError(errors) from None
+
+
+def _get(session: Session, experiment_id: int) -> Experiment:
+    row = session.get(Experiment, experiment_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no experiment {experiment_id}")
+    return row
+
+
+def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
+    """Whether an experiment's JSON tag list holds ``tag`` (JSONB containment on Postgres, json_each on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(Experiment.tags, JSONB).contains([tag])
+    each = func.json_each(Experiment.tags).table_valued("value")
+    return select(literal(1)).select_from(each).where(each.c.value == tag).exists()
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_experiment(body: ExperimentCreate, session: SessionDep) -> ExperimentPublic:
+    """Validate the config (422 lists every problem with its path) and store the experiment."""
+    config = _validated(body.config)
+    row = Experiment(
+        name=config.name,
+        config=config.model_dump(mode="json", by_alias=True),
+        tags=body.tags if body.tags is not None else list(config.tags),
+        notes=body.notes if body.notes is not None else config.notes,
+    )
+    session.add(row)
+    session.flush()
+    return _public(row)
+
+
+@router.get("")
+def list_experiments(
+    session: SessionDep,
+    tag: Annotated[str | None, Query(description="only experiments with this tag")] = None,
+    name: Annotated[str | None, Query(description="only experiments whose name contains this (any case)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExperimentsPublic:
+    """Experiments, newest first, filtered by tag and name."""
+    where = []
+    if tag is not None:
+        where.append(_has_tag(session, tag))
+    if name:
+        where.append(func.lower(Experiment.name).contains(name.lower(), autoescape=True))
+    count = session.scalar(select(func.count()).select_from(Experiment).where(*where)) or 0
+    rows = session.scalars(
+        select(Experiment).where(*where).order_by(Experiment.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return ExperimentsPublic(data=[_public(r) for r in rows], count=count)
+
+
+@router.get("/{experiment_id}", responses=_NOT_FOUND)
+def get_experiment(experiment_id: int, session: SessionDep) -> ExperimentPublic:
+    """One experiment."""
+    return _public(_get(session, experiment_id))
+
+
+@router.patch("/{experiment_id}", responses=_NOT_FOUND)
+def update_experiment(experiment_id: int, body: ExperimentUpdate, session: SessionDep) -> ExperimentPublic:
+    """Change an experiment's tags or notes; the config is immutable (clone it instead)."""
+    row = _get(session, experiment_id)
+    for key, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(row, key, value)
+    session.flush()
+    return _public(row)
+
+
+@router.post("/{experiment_id}/clone", status_code=status.HTTP_201_CREATED, responses=_NOT_FOUND)
+def clone_experiment(
+    experiment_id: int, session: SessionDep, body: Annotated[ExperimentClone | None, Body()] = None
+) -> ExperimentPublic:
+    """A new experiment from this one's config with ``set`` overrides applied, its tags and notes copied."""
+    source = _get(session, experiment_id)
+    config = _validated(source.config, body.overrides if body is not None else ())
+    row = Experiment(
+        name=config.name,
+        config=config.model_dump(mode="json", by_alias=True),
+        tags=list(source.tags),
+        notes=source.notes,
+        cloned_from=source.id,
+    )
+    session.add(row)
+    session.flush()
+    return _public(row)
