@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from tradelab.data.errors import DataError
@@ -14,11 +13,11 @@ from tradelab.data.store import Store
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
+from tradelab.server.routes.common import UtcDatetime
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_admin)])
 
 #: A database time as UTC (SQLite returns them naive).
-UtcDatetime = Annotated[datetime, AfterValidator(lambda v: v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC))]
 
 
 def get_store(request: Request) -> Store:

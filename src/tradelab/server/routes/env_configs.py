@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from tradelab.env.config import EnvConfig
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import EnvConfigVersion
+from tradelab.server.routes.common import UtcDatetime
 
 router = APIRouter(prefix="/env-configs", tags=["env-configs"], dependencies=[Depends(require_admin)])
 
 #: A database time as UTC (SQLite returns them naive).
-UtcDatetime = Annotated[datetime, AfterValidator(lambda v: v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC))]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
@@ -16,11 +15,11 @@ from sqlalchemy.orm import Session
 from tradelab.experiments.config import ConfigError, ExperimentConfig, load_config
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Experiment
+from tradelab.server.routes.common import UtcDatetime
 
 router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[Depends(require_admin)])
 
 #: A database time as UTC (SQLite returns them naive).
-UtcDatetime = Annotated[datetime, AfterValidator(lambda v: v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC))]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such experiment"}}
 Tags = list[Annotated[str, Field(min_length=1, max_length=100)]]
 
