@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tradelab.server.routes import artifacts, events, metrics, runs
+
 #: Mounted under ``/api`` by :func:`tradelab.server.app.create_app`.
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [runs.router, metrics.router, artifacts.router, events.router]

@@ -1,0 +1,150 @@
+"""A run's artifacts: the file listing, downloads, and the equity curves and trades of a split as JSON."""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import fsspec
+import numpy as np
+import polars as pl
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from tradelab.experiments.artifacts import RunStorage
+from tradelab.server.deps import AdminDep, SessionDep
+from tradelab.server.lttb import lttb_indices
+from tradelab.server.routes.runs import get_run
+
+router = APIRouter(tags=["artifacts"])
+
+Split = Literal["train", "val", "test"]
+
+
+class ArtifactPublic(BaseModel):
+    """One file of a run folder, by its path inside the folder."""
+
+    name: str
+    size: int
+
+
+class ArtifactsPublic(BaseModel):
+    """The files of a run folder."""
+
+    data: list[ArtifactPublic]
+    count: int
+
+
+class EquityPublic(BaseModel):
+    """Every policy's equity over one split, downsampled on the agent's curve."""
+
+    split: str
+    ts: list[int] = Field(description="bar times, epoch milliseconds (UTC)")
+    equity: dict[str, list[float | None]] = Field(description="per policy, the equity at each ``ts``")
+    total: int = Field(description="bars before downsampling")
+
+
+class TradesPublic(BaseModel):
+    """The agent's trades over one split."""
+
+    data: list[dict[str, Any]]
+    count: int
+
+
+def run_storage(session: Session, run_id: int) -> RunStorage:
+    """The artifact folder of run ``run_id``.
+
+    :raises HTTPException: 404 for an unknown run, or one without an artifact folder yet.
+    """
+    run = get_run(session, run_id)
+    if not run.artifact_url:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
+    fs, root = fsspec.core.url_to_fs(run.artifact_url)
+    if not fs.isdir(root):  # checked first: RunStorage would create the folder
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
+    return RunStorage(run.artifact_url)
+
+
+def _safe_name(path: str) -> str:
+    """``path`` if it stays inside the run folder.
+
+    :raises HTTPException: 400 for an absolute path or one with ``..``.
+    """
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts or not path.strip("/"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the path must be relative and stay inside the run folder")
+    return "/".join(part for part in parts if part not in ("", "."))
+
+
+def _parquet(storage: RunStorage, name: str) -> pl.DataFrame:
+    if not storage.exists(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the run has no {name}")
+    return storage.read_parquet(name)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=ArtifactsPublic)
+def list_artifacts(run_id: int, session: SessionDep, _admin: AdminDep) -> ArtifactsPublic:
+    """Every file of the run folder with its size, by path."""
+    storage = run_storage(session, run_id)
+    root = storage.root.rstrip("/") + "/"
+    found = storage.fs.find(storage.root, detail=True)
+    data = [
+        ArtifactPublic(name=path.removeprefix(root), size=int(info.get("size") or 0))
+        for path, info in sorted(found.items())
+    ]
+    return ArtifactsPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+)
+def download_artifact(run_id: int, path: str, session: SessionDep, _admin: AdminDep) -> Response:
+    """One file of the run folder.
+
+    :raises HTTPException: 400 for a path leaving the folder, 404 for a missing file.
+    """
+    name = _safe_name(path)
+    storage = run_storage(session, run_id)
+    if not storage.fs.isfile(storage.path(name)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the run has no file {name}")
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(storage.read_bytes(name), media_type=media_type)
+
+
+@router.get("/runs/{run_id}/equity", response_model=EquityPublic)
+def read_equity(
+    run_id: int,
+    session: SessionDep,
+    _admin: AdminDep,
+    split: Split = "test",
+    max_points: Annotated[int, Query(ge=3, le=100_000)] = 2_000,
+) -> EquityPublic:
+    """Every policy's equity over ``split``, on the bars LTTB keeps of the agent's curve."""
+    frame = _parquet(run_storage(session, run_id), f"equity_{split}.parquet")
+    ts = frame["ts"].dt.epoch("ms").to_numpy()
+    policies = [column.removesuffix("_equity") for column in frame.columns if column.endswith("_equity")]
+    curves = {name: frame[f"{name}_equity"].to_numpy().astype(np.float64) for name in policies}
+    basis = curves.get("agent", next(iter(curves.values()), np.zeros(len(ts))))
+    kept = lttb_indices(np.arange(len(ts)), np.nan_to_num(basis), max_points)
+    equity = {name: [_jsonable(float(v)) for v in curve[kept]] for name, curve in curves.items()}
+    return EquityPublic(split=split, ts=ts[kept].tolist(), equity=equity, total=len(ts))
+
+
+@router.get("/runs/{run_id}/trades", response_model=TradesPublic)
+def read_trades(run_id: int, session: SessionDep, _admin: AdminDep, split: Split = "test") -> TradesPublic:
+    """The agent's trades over ``split``, times as ISO 8601."""
+    frame = _parquet(run_storage(session, run_id), f"trades_{split}.parquet")
+    data = [{key: _jsonable(value) for key, value in row.items()} for row in frame.iter_rows(named=True)]
+    return TradesPublic(data=data, count=len(data))

@@ -1,0 +1,126 @@
+"""A run's metrics: bulk ingest from the run, the keys it has, and one series downsampled with LTTB."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlalchemy import func, insert, select
+
+from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
+from tradelab.server.lttb import lttb_indices
+from tradelab.server.models import Event, MetricPoint
+from tradelab.server.routes.runs import get_run
+
+router = APIRouter(tags=["metrics"])
+
+
+class MetricPointCreate(BaseModel):
+    """One value of one metric at one training step; NaN and infinities are refused (422 naming the point)."""
+
+    key: str = Field(min_length=1, max_length=128)
+    step: int = Field(ge=0)
+    value: float
+
+
+class MetricPointsCreate(BaseModel):
+    """A batch of points (thousands per call are fine)."""
+
+    points: list[MetricPointCreate] = Field(min_length=1, max_length=100_000)
+
+
+class MetricsIngested(BaseModel):
+    """What a batch added."""
+
+    count: int
+    keys: list[str]
+    last_step: int
+
+
+class MetricKeyPublic(BaseModel):
+    """One metric of a run: how many points it has and its last step."""
+
+    key: str
+    count: int
+    last_step: int
+
+
+class MetricKeysPublic(BaseModel):
+    """The metrics of a run."""
+
+    data: list[MetricKeyPublic]
+    count: int
+
+
+class MetricSeriesPublic(BaseModel):
+    """One metric's series between two steps, downsampled to at most ``max_points`` points."""
+
+    key: str
+    steps: list[int]
+    values: list[float]
+    total: int = Field(description="points in the range before downsampling")
+
+
+@router.post("/runs/{run_id}/metrics", response_model=MetricsIngested, status_code=status.HTTP_201_CREATED)
+def ingest_metrics(
+    run_id: int, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep
+) -> MetricsIngested:
+    """Store a batch of points in one insert and announce it with one ``metrics`` event."""
+    values = np.fromiter((p.value for p in body.points), dtype=np.float64, count=len(body.points))
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):  # checked here, not by pydantic, whose 422 would echo the non-finite input (not valid JSON)
+        index = int(bad[0])
+        detail = [{"type": "finite_number", "loc": ["body", "points", index, "value"], "msg": "must be finite"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+    get_run(session, run_id)
+    rows = [{"run_id": run_id, "key": p.key, "step": p.step, "value": p.value} for p in body.points]
+    session.execute(insert(MetricPoint), rows)
+    keys = sorted({p.key for p in body.points})
+    last_step = max(p.step for p in body.points)
+    session.add(Event(kind="metrics", run_id=run_id, payload={"keys": keys, "last_step": last_step}))
+    return MetricsIngested(count=len(rows), keys=keys, last_step=last_step)
+
+
+@router.get("/runs/{run_id}/metrics", response_model=MetricKeysPublic)
+def list_metrics(run_id: int, session: SessionDep, _admin: AdminDep) -> MetricKeysPublic:
+    """The run's metric keys with their point counts."""
+    get_run(session, run_id)
+    rows = session.execute(
+        select(MetricPoint.key, func.count(), func.max(MetricPoint.step))
+        .where(MetricPoint.run_id == run_id)
+        .group_by(MetricPoint.key)
+        .order_by(MetricPoint.key)
+    ).all()
+    data = [MetricKeyPublic(key=key, count=count, last_step=last) for key, count, last in rows]
+    return MetricKeysPublic(data=data, count=len(data))
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}", response_model=MetricSeriesPublic)
+def read_metric(
+    run_id: int,
+    key: str,
+    session: SessionDep,
+    _admin: AdminDep,
+    max_points: Annotated[int, Query(ge=3, le=100_000)] = 2_000,
+    start_step: int | None = None,
+    end_step: int | None = None,
+) -> MetricSeriesPublic:
+    """The series of ``key`` from ``start_step`` to ``end_step`` (inclusive), ordered by step, LTTB-downsampled.
+
+    :raises HTTPException: 404 for an unknown run or a key without points.
+    """
+    get_run(session, run_id)
+    query = select(MetricPoint.step, MetricPoint.value).where(MetricPoint.run_id == run_id, MetricPoint.key == key)
+    if start_step is not None:
+        query = query.where(MetricPoint.step >= start_step)
+    if end_step is not None:
+        query = query.where(MetricPoint.step <= end_step)
+    rows = session.execute(query.order_by(MetricPoint.step, MetricPoint.id)).all()
+    if not rows and start_step is None and end_step is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no metric {key!r}")
+    steps = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    values = np.fromiter((row[1] for row in rows), dtype=np.float64, count=len(rows))
+    kept = lttb_indices(steps, values, max_points)
+    return MetricSeriesPublic(key=key, steps=steps[kept].tolist(), values=values[kept].tolist(), total=len(rows))

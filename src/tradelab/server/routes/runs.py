@@ -1,0 +1,240 @@
+"""Runs: queue one for an experiment, list and read them, cancel them; what a run reports (heartbeat, status, logs).
+
+Every state change goes through :func:`change_state`, which writes a ``run_state`` event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
+from tradelab.server.models import Event, Experiment, Run, RunLog, RunState, utcnow
+
+router = APIRouter(tags=["runs"])
+
+#: The states a run's own reports may move it between (the worker moves it out of ``queued``).
+REPORTED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.STARTING: frozenset({RunState.RUNNING, RunState.FAILED}),
+    RunState.RUNNING: frozenset({RunState.SUCCEEDED, RunState.FAILED}),
+}
+
+
+class RunCreate(BaseModel):
+    """A run to queue: the seed defaults to the experiment's first."""
+
+    seed: int | None = None
+    max_wall_time_s: float | None = Field(None, gt=0)
+
+
+class RunPublic(BaseModel):
+    """A run as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    experiment_id: int
+    state: RunState
+    seed: int
+    attempts: int
+    max_attempts: int
+    backend: str
+    idempotency_key: str | None
+    compute_id: str | None
+    cancel_requested: bool
+    max_wall_time_s: float | None
+    cost: float
+    artifact_url: str | None
+    error: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    ended_at: datetime | None
+
+
+class RunsPublic(BaseModel):
+    """A page of runs and how many match in all."""
+
+    data: list[RunPublic]
+    count: int
+
+
+class RunStatusUpdate(BaseModel):
+    """A run's report of its own progress."""
+
+    state: Literal[RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED]
+    error: str | None = None
+    artifact_url: str | None = None
+
+
+class RunLogsCreate(BaseModel):
+    """Lines to append to a run's log."""
+
+    lines: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class RunLogPublic(BaseModel):
+    """One line of a run's log."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    line: str
+
+
+class RunLogsPublic(BaseModel):
+    """A page of a run's log (after a cursor) and how many lines the log holds in all."""
+
+    data: list[RunLogPublic]
+    count: int
+
+
+class Appended(BaseModel):
+    """How many rows a call appended."""
+
+    count: int
+
+
+def change_state(session: Session, run: Run, state: RunState) -> None:
+    """Move ``run`` to ``state``, stamping its times, and record a ``run_state`` event in the same transaction."""
+    previous = run.state
+    run.state = state
+    now = utcnow()
+    if state == RunState.RUNNING and run.started_at is None:
+        run.started_at = now
+    if state.final:
+        run.ended_at = now
+    session.add(Event(kind="run_state", run_id=run.id, payload={"state": state.value, "previous": previous}))
+
+
+def get_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
+    """Run ``run_id`` (locked for update when ``lock``, on databases that lock rows).
+
+    :raises HTTPException: 404 when there is no such run.
+    """
+    run = session.get(Run, run_id, with_for_update=lock or None)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return run
+
+
+@router.post("/experiments/{experiment_id}/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+def create_run(experiment_id: int, body: RunCreate, session: SessionDep, _admin: AdminDep) -> Run:
+    """Queue a run of experiment ``experiment_id``."""
+    experiment = session.get(Experiment, experiment_id)
+    if experiment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
+    seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
+    run = Run(experiment_id=experiment_id, seed=seed, max_wall_time_s=body.max_wall_time_s, state=RunState.QUEUED)
+    session.add(run)
+    session.flush()
+    session.add(Event(kind="run_state", run_id=run.id, payload={"state": RunState.QUEUED.value, "previous": None}))
+    session.flush()
+    session.refresh(run)
+    return run
+
+
+@router.get("/runs", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    _admin: AdminDep,
+    state: RunState | None = None,
+    experiment_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunsPublic:
+    """Runs, newest first, optionally of one state and one experiment."""
+    conditions = []
+    if state is not None:
+        conditions.append(Run.state == state.value)
+    if experiment_id is not None:
+        conditions.append(Run.experiment_id == experiment_id)
+    count = session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
+    runs = session.scalars(select(Run).where(*conditions).order_by(Run.id.desc()).limit(limit).offset(offset)).all()
+    return RunsPublic(data=[RunPublic.model_validate(run) for run in runs], count=count)
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic)
+def read_run(run_id: int, session: SessionDep, _admin: AdminDep) -> Run:
+    """Run ``run_id``."""
+    return get_run(session, run_id)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run_id: int, session: SessionDep, _admin: AdminDep) -> Run:
+    """Cancel a run: a queued one at once; a starting or running one is flagged for its worker to stop.
+
+    :raises HTTPException: 409 when the run is already final.
+    """
+    run = get_run(session, run_id, lock=True)
+    current = RunState(run.state)
+    if current.final:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {current.value}")
+    if current == RunState.QUEUED:
+        change_state(session, run, RunState.CANCELLED)
+    else:
+        run.cancel_requested = True
+    return run
+
+
+@router.post("/runs/{run_id}/heartbeat", response_model=RunPublic)
+def heartbeat(run_id: int, session: SessionDep, _writer: RunWriterDep) -> Run:
+    """Record that the run is alive; the answer tells it whether it was asked to cancel.
+
+    :raises HTTPException: 409 when the run is final.
+    """
+    run = get_run(session, run_id, lock=True)
+    if RunState(run.state).final:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.state}")
+    run.heartbeat_at = utcnow()
+    return run
+
+
+@router.post("/runs/{run_id}/status", response_model=RunPublic)
+def report_status(run_id: int, body: RunStatusUpdate, session: SessionDep, _writer: RunWriterDep) -> Run:
+    """Move the run on: ``starting → running``, ``running → succeeded | failed``, ``starting → failed``.
+
+    :raises HTTPException: 409 for any other transition.
+    """
+    run = get_run(session, run_id, lock=True)
+    current = RunState(run.state)
+    if body.state not in REPORTED_TRANSITIONS.get(current, frozenset()):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} cannot go from {current.value} to {body.state}")
+    if body.error is not None:
+        run.error = body.error
+    if body.artifact_url is not None:
+        run.artifact_url = body.artifact_url
+    change_state(session, run, RunState(body.state))
+    return run
+
+
+@router.post("/runs/{run_id}/logs", response_model=Appended, status_code=status.HTTP_201_CREATED)
+def append_logs(run_id: int, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
+    """Append lines to the run's log."""
+    get_run(session, run_id)
+    now = utcnow()
+    session.execute(insert(RunLog), [{"run_id": run_id, "at": now, "line": line} for line in body.lines])
+    return Appended(count=len(body.lines))
+
+
+@router.get("/runs/{run_id}/logs", response_model=RunLogsPublic)
+def read_logs(
+    run_id: int,
+    session: SessionDep,
+    _admin: AdminDep,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> RunLogsPublic:
+    """The run's log lines after line ``after_id`` (pass the last id seen to page on), oldest first."""
+    get_run(session, run_id)
+    count = session.scalar(select(func.count()).select_from(RunLog).where(RunLog.run_id == run_id)) or 0
+    lines = session.scalars(
+        select(RunLog).where(RunLog.run_id == run_id, RunLog.id > after_id).order_by(RunLog.id).limit(limit)
+    ).all()
+    return RunLogsPublic(data=[RunLogPublic.model_validate(line) for line in lines], count=count)
