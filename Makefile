@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.tradelab-demo
 export TRADELAB_DEMO_HOME := $(DEMO_HOME)
+# make demo SERVE=0 stops once the demo run has finished (for tests and scripts)
+SERVE ?= 1
 
 .PHONY: setup demo test lint bench clean
 
@@ -19,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	bash scripts/demo.sh
+	SERVE=$(SERVE) bash scripts/demo.sh
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -42,5 +42,31 @@ step "9. The store"
 tl data list
 tl data info SYNTH-BTC
 
+step "10. The control plane: API + worker on SQLite; the experiment launched and followed through the API alone"
+token="$(tl init | tail -n 1)"
+port="${DEMO_PORT:-$("${PYTHON_BIN:-.venv/bin/python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+url="http://127.0.0.1:$port"
+tl serve --port "$port" > "$TRADELAB_HOME/serve.log" 2>&1 &
+serve_pid=$!
+tl worker --api-url "$url" --interval 0.5 > "$TRADELAB_HOME/worker.log" 2>&1 &
+worker_pid=$!
+trap 'kill "$serve_pid" "$worker_pid" 2>/dev/null; wait "$serve_pid" "$worker_pid" 2>/dev/null || true' EXIT
+"${PYTHON_BIN:-.venv/bin/python}" - "$url" <<'PY'
+import sys, time, httpx
+for _ in range(150):
+    try:
+        if httpx.get(sys.argv[1] + "/health").status_code == 200:
+            break
+    except httpx.TransportError:
+        time.sleep(0.2)
+PY
+echo "admin token (from tradelab init): $token"
+"${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 50000
+
 printf '\nDemo data lives in %s. Load it in Python:\n' "$TRADELAB_HOME"
 printf '  TRADELAB_HOME=%s .venv/bin/python -c "import tradelab.data as td; print(td.load(\\"SYNTH-BTC\\", \\"1h\\"))"\n' "$TRADELAB_HOME"
+
+if [ "${SERVE:-1}" = "1" ]; then
+  printf '\nThe control plane keeps serving: API docs at %s/docs (authorize with the admin token above). Ctrl-C stops it.\n' "$url"
+  wait "$serve_pid"
+fi

@@ -18,6 +18,8 @@ def _run_demo(home: Path) -> subprocess.CompletedProcess[str]:
         "TRADELAB_DEMO_HOME": str(home),
         "TRADELAB_BIN": str(Path(sys.executable).parent / "tradelab"),
         "COLUMNS": "160",
+        "SERVE": "0",  # stop once the control plane's run has finished
+        "PYTHON_BIN": sys.executable,
     }
     return subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -37,6 +39,9 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
         "ppo-btc-1m: test split",
         "sma_crossover",
         "agent Sharpe 95% bootstrap interval",
+        "queued -> starting",
+        "running -> succeeded",
+        "agent test return",
     )
     for expected in expected_lines:
         assert expected in first.stdout
