@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/bench_tools.py
 	$(PY) bench/bench_env.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache

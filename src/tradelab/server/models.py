@@ -146,7 +146,10 @@ class MetricPoint(Base):
     """One value of one metric of a run at one training step."""
 
     __tablename__ = "metric_points"
-    __table_args__ = (Index("ix_metric_points_series", "run_id", "key", "step"),)
+    __table_args__ = (
+        # Covering (migration 0002): a series reads from the index alone.
+        Index("ix_metric_points_series", "run_id", "key", "step", "id", postgresql_include=["value"]),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
