@@ -11,11 +11,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from tradelab import __version__
 from tradelab.server.db import make_engine, session_factory
+from tradelab.server.deps import AUTH_RESPONSES
 from tradelab.server.routes import catalog, health, operations
 
 logger = logging.getLogger("tradelab.server")
@@ -31,12 +34,23 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.sessions = session_factory(app.state.engine)
     app.include_router(health.router)
     for router in [*catalog.routers, *operations.routers]:
-        app.include_router(router, prefix="/api")
+        app.include_router(router, prefix="/api", responses=AUTH_RESPONSES)
     origins = [o for o in os.environ.get("TRADELAB_CORS_ORIGINS", "").split(",") if o]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+    app.exception_handler(DataError)(_refused_value)
     app.middleware("http")(_request_ids)
     return app
+
+
+async def _refused_value(request: Request, error: Exception) -> Response:
+    """A 422 (shaped like FastAPI's) for a value the database refuses: a NUL in text, a number out of its range.
+
+    Postgres refuses both where SQLite stores them; the answer names no value (it may be anything the client sent).
+    """
+    logger.warning("the database refused a value", extra={"path": request.url.path, "error": type(error).__name__})
+    detail = [{"type": "value_error", "loc": ["request"], "msg": "a value the database cannot store or compare"}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

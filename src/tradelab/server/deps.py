@@ -6,7 +6,7 @@ Every permission check lives here (FastAPI's full-stack template repeats them in
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,9 +15,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from tradelab.server.models import Token
+from tradelab.server.routes.common import Id
 from tradelab.server.security import digest
 
 _bearer = HTTPBearer(auto_error=False)
+
+#: What every ``/api`` endpoint may answer besides its own codes (documented in the OpenAPI schema).
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no bearer token, or an unknown or revoked one"},
+    403: {"description": "the token may not do this (a run token outside its own run's reports)"},
+    503: {"description": "the database is unavailable"},
+}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -67,7 +75,7 @@ def require_admin(token: TokenDep) -> Token:
 AdminDep = Annotated[Token, Depends(require_admin)]
 
 
-def require_run_writer(run_id: int, token: TokenDep) -> Token:
+def require_run_writer(run_id: Id, token: TokenDep) -> Token:
     """The caller's token, which must be an admin token or the token of run ``run_id``.
 
     :raises HTTPException: 403 for another run's token.

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.lttb import lttb_indices
+from tradelab.server.routes.common import Id
 from tradelab.server.routes.runs import get_run
 
-router = APIRouter(tags=["artifacts"])
+router = APIRouter(tags=["artifacts"], responses={404: {"description": "no such run, artifact folder or file"}})
 
 Split = Literal["train", "val", "test"]
 
@@ -93,7 +94,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=ArtifactsPublic)
-def list_artifacts(run_id: int, session: SessionDep, _admin: AdminDep) -> ArtifactsPublic:
+def list_artifacts(run_id: Id, session: SessionDep, _admin: AdminDep) -> ArtifactsPublic:
     """Every file of the run folder with its size, by path."""
     storage = run_storage(session, run_id)
     root = storage.root.rstrip("/") + "/"
@@ -108,9 +109,12 @@ def list_artifacts(run_id: int, session: SessionDep, _admin: AdminDep) -> Artifa
 @router.get(
     "/runs/{run_id}/artifacts/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file"},
+        400: {"description": "the path leaves the run folder"},
+    },
 )
-def download_artifact(run_id: int, path: str, session: SessionDep, _admin: AdminDep) -> Response:
+def download_artifact(run_id: Id, path: str, session: SessionDep, _admin: AdminDep) -> Response:
     """One file of the run folder.
 
     :raises HTTPException: 400 for a path leaving the folder, 404 for a missing file.
@@ -125,7 +129,7 @@ def download_artifact(run_id: int, path: str, session: SessionDep, _admin: Admin
 
 @router.get("/runs/{run_id}/equity", response_model=EquityPublic)
 def read_equity(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     _admin: AdminDep,
     split: Split = "test",
@@ -143,7 +147,7 @@ def read_equity(
 
 
 @router.get("/runs/{run_id}/trades", response_model=TradesPublic)
-def read_trades(run_id: int, session: SessionDep, _admin: AdminDep, split: Split = "test") -> TradesPublic:
+def read_trades(run_id: Id, session: SessionDep, _admin: AdminDep, split: Split = "test") -> TradesPublic:
     """The agent's trades over ``split``, times as ISO 8601."""
     frame = _parquet(run_storage(session, run_id), f"trades_{split}.parquet")
     data = [{key: _jsonable(value) for key, value in row.items()} for row in frame.iter_rows(named=True)]

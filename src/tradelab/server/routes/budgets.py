@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -11,8 +13,11 @@ from sqlalchemy.orm import Session
 from tradelab.server.budgets import spent
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Budget, Experiment
+from tradelab.server.routes.common import Id
 
 router = APIRouter(prefix="/budgets", tags=["budgets"], dependencies=[Depends(require_admin)])
+
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "the cap was set concurrently; retry"}}
 
 
 class BudgetUpdate(BaseModel):
@@ -73,14 +78,14 @@ def list_budgets(session: SessionDep) -> BudgetsPublic:
     return BudgetsPublic(data=data, count=len(data))
 
 
-@router.put("/global")
+@router.put("/global", responses=_CONFLICT)
 def set_global(body: BudgetUpdate, session: SessionDep) -> BudgetPublic:
     """Set the monthly cap on all runs together."""
     return _set(session, None, body.monthly_cap)
 
 
-@router.put("/experiments/{experiment_id}", responses={404: {"description": "no such experiment"}})
-def set_experiment(experiment_id: int, body: BudgetUpdate, session: SessionDep) -> BudgetPublic:
+@router.put("/experiments/{experiment_id}", responses={404: {"description": "no such experiment"}, **_CONFLICT})
+def set_experiment(experiment_id: Id, body: BudgetUpdate, session: SessionDep) -> BudgetPublic:
     """Set the monthly cap on one experiment's runs."""
     if session.get(Experiment, experiment_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no experiment {experiment_id}")
@@ -92,7 +97,7 @@ def set_experiment(experiment_id: int, body: BudgetUpdate, session: SessionDep) 
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "this experiment has no cap"}},
 )
-def delete_experiment_cap(experiment_id: int, session: SessionDep) -> None:
+def delete_experiment_cap(experiment_id: Id, session: SessionDep) -> None:
     """Remove one experiment's cap (the global cap still applies)."""
     budget = session.scalar(select(Budget).where(Budget.experiment_id == experiment_id))
     if budget is None:

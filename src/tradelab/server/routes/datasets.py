@@ -13,7 +13,7 @@ from tradelab.data.store import Store
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
-from tradelab.server.routes.common import UtcDatetime
+from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_admin)])
 
@@ -72,7 +72,7 @@ def _public(row: Dataset, model: type[DatasetPublic] = DatasetPublic) -> Any:
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> DatasetsPublic:
     """Registered dataset versions by symbol and timeframe, newest version first."""
     count = session.scalar(select(func.count()).select_from(Dataset)) or 0
@@ -83,7 +83,7 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", responses={404: {"description": "no such dataset"}})
-def get_dataset(dataset_id: int, session: SessionDep) -> DatasetDetail:
+def get_dataset(dataset_id: Id, session: SessionDep) -> DatasetDetail:
     """One registered dataset version with its validation report."""
     row = session.get(Dataset, dataset_id)
     if row is None:

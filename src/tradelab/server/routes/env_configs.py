@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from tradelab.env.config import EnvConfig
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import EnvConfigVersion
-from tradelab.server.routes.common import UtcDatetime
+from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
 
 router = APIRouter(prefix="/env-configs", tags=["env-configs"], dependencies=[Depends(require_admin)])
 
@@ -74,7 +74,7 @@ def create_version(body: EnvConfigCreate, session: SessionDep) -> EnvConfigPubli
 def list_latest(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> EnvConfigsPublic:
     """The latest version of each named env config, by name; ``count`` is the number of names."""
     latest = (
@@ -105,7 +105,7 @@ def list_versions(name: str, session: SessionDep) -> EnvConfigsPublic:
 
 
 @router.get("/{name}/versions/{version}", responses={404: {"description": "no such version"}})
-def get_version(name: str, version: int, session: SessionDep) -> EnvConfigPublic:
+def get_version(name: str, version: Id, session: SessionDep) -> EnvConfigPublic:
     """Version ``version`` of the env config ``name``."""
     row = session.scalar(
         select(EnvConfigVersion).where(EnvConfigVersion.name == name, EnvConfigVersion.version == version)

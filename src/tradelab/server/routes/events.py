@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tradelab.server.db import transaction
 from tradelab.server.deps import current_token, require_admin
 from tradelab.server.models import Event, Token
+from tradelab.server.routes.common import MAX_BIGINT
 
 router = APIRouter(tags=["events"])
 
@@ -76,8 +77,8 @@ def format_event(event: dict[str, Any]) -> str:
 async def stream_events(
     request: Request,
     _admin: StreamAdminDep,
-    after: Annotated[int | None, Query(ge=0, description="send the events after this id")] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_BIGINT, description="send the events after this id")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_BIGINT)] = None,
 ) -> StreamingResponse:
     """Events as they are written: after ``Last-Event-ID`` (a reconnect), else ``after``, else from now on."""
     factory: sessionmaker[Session] = request.app.state.sessions

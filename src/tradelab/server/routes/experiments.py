@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tradelab.experiments.config import ConfigError, ExperimentConfig, load_config
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Experiment
-from tradelab.server.routes.common import UtcDatetime
+from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
 
 router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[Depends(require_admin)])
 
@@ -124,7 +124,7 @@ def list_experiments(
     tag: Annotated[str | None, Query(description="only experiments with this tag")] = None,
     name: Annotated[str | None, Query(description="only experiments whose name contains this (any case)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> ExperimentsPublic:
     """Experiments, newest first, filtered by tag and name."""
     where = []
@@ -140,13 +140,13 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", responses=_NOT_FOUND)
-def get_experiment(experiment_id: int, session: SessionDep) -> ExperimentPublic:
+def get_experiment(experiment_id: Id, session: SessionDep) -> ExperimentPublic:
     """One experiment."""
     return _public(_get(session, experiment_id))
 
 
 @router.patch("/{experiment_id}", responses=_NOT_FOUND)
-def update_experiment(experiment_id: int, body: ExperimentUpdate, session: SessionDep) -> ExperimentPublic:
+def update_experiment(experiment_id: Id, body: ExperimentUpdate, session: SessionDep) -> ExperimentPublic:
     """Change an experiment's tags or notes; the config is immutable (clone it instead)."""
     row = _get(session, experiment_id)
     for key, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
@@ -157,7 +157,7 @@ def update_experiment(experiment_id: int, body: ExperimentUpdate, session: Sessi
 
 @router.post("/{experiment_id}/clone", status_code=status.HTTP_201_CREATED, responses=_NOT_FOUND)
 def clone_experiment(
-    experiment_id: int, session: SessionDep, body: Annotated[ExperimentClone | None, Body()] = None
+    experiment_id: Id, session: SessionDep, body: Annotated[ExperimentClone | None, Body()] = None
 ) -> ExperimentPublic:
     """A new experiment from this one's config with ``set`` overrides applied, its tags and notes copied."""
     source = _get(session, experiment_id)

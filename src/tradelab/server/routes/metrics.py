@@ -12,16 +12,17 @@ from sqlalchemy import func, insert, select
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.lttb import lttb_indices
 from tradelab.server.models import Event, MetricPoint
-from tradelab.server.routes.runs import get_run
+from tradelab.server.routes.common import MAX_BIGINT, Id
+from tradelab.server.routes.runs import RUN_NOT_FOUND, get_run
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=RUN_NOT_FOUND)
 
 
 class MetricPointCreate(BaseModel):
     """One value of one metric at one training step; NaN and infinities are refused (422 naming the point)."""
 
     key: str = Field(min_length=1, max_length=128)
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_BIGINT)
     value: float
 
 
@@ -64,9 +65,7 @@ class MetricSeriesPublic(BaseModel):
 
 
 @router.post("/runs/{run_id}/metrics", response_model=MetricsIngested, status_code=status.HTTP_201_CREATED)
-def ingest_metrics(
-    run_id: int, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep
-) -> MetricsIngested:
+def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep) -> MetricsIngested:
     """Store a batch of points in one insert and announce it with one ``metrics`` event."""
     values = np.fromiter((p.value for p in body.points), dtype=np.float64, count=len(body.points))
     bad = np.flatnonzero(~np.isfinite(values))
@@ -84,7 +83,7 @@ def ingest_metrics(
 
 
 @router.get("/runs/{run_id}/metrics", response_model=MetricKeysPublic)
-def list_metrics(run_id: int, session: SessionDep, _admin: AdminDep) -> MetricKeysPublic:
+def list_metrics(run_id: Id, session: SessionDep, _admin: AdminDep) -> MetricKeysPublic:
     """The run's metric keys with their point counts."""
     get_run(session, run_id)
     rows = session.execute(
@@ -99,13 +98,13 @@ def list_metrics(run_id: int, session: SessionDep, _admin: AdminDep) -> MetricKe
 
 @router.get("/runs/{run_id}/metrics/{key:path}", response_model=MetricSeriesPublic)
 def read_metric(
-    run_id: int,
+    run_id: Id,
     key: str,
     session: SessionDep,
     _admin: AdminDep,
     max_points: Annotated[int, Query(ge=3, le=100_000)] = 2_000,
-    start_step: int | None = None,
-    end_step: int | None = None,
+    start_step: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
+    end_step: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
 ) -> MetricSeriesPublic:
     """The series of ``key`` from ``start_step`` to ``end_step`` (inclusive), ordered by step, LTTB-downsampled.
 

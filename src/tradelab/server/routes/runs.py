@@ -5,8 +5,7 @@ Every state change goes through :func:`change_state`, which writes a ``run_state
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,8 +14,13 @@ from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunLog, RunState, utcnow
+from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
 
 router = APIRouter(tags=["runs"])
+
+#: The answers of an endpoint on one run: 404 for an unknown run; 409 for a transition its state forbids.
+RUN_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such run"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {**RUN_NOT_FOUND, 409: {"description": "not allowed in the run's state"}}
 
 #: The states a run's own reports may move it between (the worker moves it out of ``queued``).
 REPORTED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
@@ -28,7 +32,7 @@ REPORTED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 class RunCreate(BaseModel):
     """A run to queue: the seed defaults to the experiment's first."""
 
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_ID)
     max_wall_time_s: float | None = Field(None, gt=0)
 
 
@@ -51,10 +55,10 @@ class RunPublic(BaseModel):
     cost: float
     artifact_url: str | None
     error: str | None
-    queued_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    ended_at: datetime | None
+    queued_at: UtcDatetime
+    started_at: UtcDatetime | None
+    heartbeat_at: UtcDatetime | None
+    ended_at: UtcDatetime | None
 
 
 class RunsPublic(BaseModel):
@@ -84,7 +88,7 @@ class RunLogPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    at: datetime
+    at: UtcDatetime
     line: str
 
 
@@ -124,8 +128,13 @@ def get_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
     return run
 
 
-@router.post("/experiments/{experiment_id}/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
-def create_run(experiment_id: int, body: RunCreate, session: SessionDep, _admin: AdminDep) -> Run:
+@router.post(
+    "/experiments/{experiment_id}/runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "no such experiment"}},
+)
+def create_run(experiment_id: Id, body: RunCreate, session: SessionDep, _admin: AdminDep) -> Run:
     """Queue a run of experiment ``experiment_id``."""
     experiment = session.get(Experiment, experiment_id)
     if experiment is None:
@@ -145,9 +154,9 @@ def list_runs(
     session: SessionDep,
     _admin: AdminDep,
     state: RunState | None = None,
-    experiment_id: int | None = None,
+    experiment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
 ) -> RunsPublic:
     """Runs, newest first, optionally of one state and one experiment."""
     conditions = []
@@ -160,14 +169,14 @@ def list_runs(
     return RunsPublic(data=[RunPublic.model_validate(run) for run in runs], count=count)
 
 
-@router.get("/runs/{run_id}", response_model=RunPublic)
-def read_run(run_id: int, session: SessionDep, _admin: AdminDep) -> Run:
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=RUN_NOT_FOUND)
+def read_run(run_id: Id, session: SessionDep, _admin: AdminDep) -> Run:
     """Run ``run_id``."""
     return get_run(session, run_id)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
-def cancel_run(run_id: int, session: SessionDep, _admin: AdminDep) -> Run:
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses=_CONFLICT)
+def cancel_run(run_id: Id, session: SessionDep, _admin: AdminDep) -> Run:
     """Cancel a run: a queued one at once; a starting or running one is flagged for its worker to stop.
 
     :raises HTTPException: 409 when the run is already final.
@@ -183,8 +192,8 @@ def cancel_run(run_id: int, session: SessionDep, _admin: AdminDep) -> Run:
     return run
 
 
-@router.post("/runs/{run_id}/heartbeat", response_model=RunPublic)
-def heartbeat(run_id: int, session: SessionDep, _writer: RunWriterDep) -> Run:
+@router.post("/runs/{run_id}/heartbeat", response_model=RunPublic, responses=_CONFLICT)
+def heartbeat(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> Run:
     """Record that the run is alive; the answer tells it whether it was asked to cancel.
 
     :raises HTTPException: 409 when the run is final.
@@ -196,8 +205,8 @@ def heartbeat(run_id: int, session: SessionDep, _writer: RunWriterDep) -> Run:
     return run
 
 
-@router.post("/runs/{run_id}/status", response_model=RunPublic)
-def report_status(run_id: int, body: RunStatusUpdate, session: SessionDep, _writer: RunWriterDep) -> Run:
+@router.post("/runs/{run_id}/status", response_model=RunPublic, responses=_CONFLICT)
+def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _writer: RunWriterDep) -> Run:
     """Move the run on: ``starting → running``, ``running → succeeded | failed``, ``starting → failed``.
 
     :raises HTTPException: 409 for any other transition.
@@ -214,8 +223,10 @@ def report_status(run_id: int, body: RunStatusUpdate, session: SessionDep, _writ
     return run
 
 
-@router.post("/runs/{run_id}/logs", response_model=Appended, status_code=status.HTTP_201_CREATED)
-def append_logs(run_id: int, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
+@router.post(
+    "/runs/{run_id}/logs", response_model=Appended, status_code=status.HTTP_201_CREATED, responses=RUN_NOT_FOUND
+)
+def append_logs(run_id: Id, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
     """Append lines to the run's log."""
     get_run(session, run_id)
     now = utcnow()
@@ -223,12 +234,12 @@ def append_logs(run_id: int, body: RunLogsCreate, session: SessionDep, _writer: 
     return Appended(count=len(body.lines))
 
 
-@router.get("/runs/{run_id}/logs", response_model=RunLogsPublic)
+@router.get("/runs/{run_id}/logs", response_model=RunLogsPublic, responses=RUN_NOT_FOUND)
 def read_logs(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     _admin: AdminDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
 ) -> RunLogsPublic:
     """The run's log lines after line ``after_id`` (pass the last id seen to page on), oldest first."""
