@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.lttb import lttb_indices
@@ -74,12 +76,24 @@ def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _w
         detail = [{"type": "finite_number", "loc": ["body", "points", index, "value"], "msg": "must be finite"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
     get_run(session, run_id)
-    rows = [{"run_id": run_id, "key": p.key, "step": p.step, "value": p.value} for p in body.points]
-    session.execute(insert(MetricPoint), rows)
+    _insert_points(session, run_id, body.points)
     keys = sorted({p.key for p in body.points})
     last_step = max(p.step for p in body.points)
     session.add(Event(kind="metrics", run_id=run_id, payload={"keys": keys, "last_step": last_step}))
-    return MetricsIngested(count=len(rows), keys=keys, last_step=last_step)
+    return MetricsIngested(count=len(body.points), keys=keys, last_step=last_step)
+
+
+def _insert_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> None:
+    """Insert the points: Postgres ``COPY`` (about 3× an INSERT of many rows), elsewhere one bulk INSERT."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()  # psycopg 3, in this session's transaction
+        with cursor.copy("COPY metric_points (run_id, key, step, value) FROM STDIN") as copy:
+            for point in points:
+                copy.write_row((run_id, point.key, point.step, point.value))
+        return
+    rows = [{"run_id": run_id, "key": p.key, "step": p.step, "value": p.value} for p in points]
+    session.execute(insert(MetricPoint), rows)
 
 
 @router.get("/runs/{run_id}/metrics", response_model=MetricKeysPublic)
