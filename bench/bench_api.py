@@ -146,6 +146,9 @@ def seed_points_postgres(url: str) -> int:
     keys = ", ".join(f"('{key}')" for key in KEYS)
     try:
         with engine.connect() as connection:
+            definition = connection.execute(
+                text("SELECT pg_get_indexdef('ix_metric_points_series'::regclass)")
+            ).scalar_one()
             connection.execute(text("DROP INDEX ix_metric_points_series"))
             connection.execute(text("SET session_replication_role = replica"))  # no FK triggers while seeding
             connection.execute(
@@ -157,7 +160,7 @@ def seed_points_postgres(url: str) -> int:
                 )
             )
             connection.execute(text("SET session_replication_role = DEFAULT"))
-            connection.execute(text("CREATE INDEX ix_metric_points_series ON metric_points (run_id, key, step)"))
+            connection.execute(text(definition))  # the migrations' own definition, rebuilt after the load
             connection.execute(text("VACUUM ANALYZE"))
             return int(connection.execute(text("SELECT count(*) FROM metric_points")).scalar_one())
     finally:
@@ -171,6 +174,9 @@ def seed_points_sqlite(path: Path) -> int:
     connection = sqlite3.connect(path)
     keys = " UNION ALL ".join(f"SELECT '{key}'" for key in KEYS)
     try:
+        (definition,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'ix_metric_points_series'"
+        ).fetchone()
         connection.execute("DROP INDEX ix_metric_points_series")
         connection.execute(
             "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x < ?), "
@@ -180,7 +186,7 @@ def seed_points_sqlite(path: Path) -> int:
             "FROM (SELECT id FROM runs ORDER BY id LIMIT ?) r CROSS JOIN k CROSS JOIN s",
             (STEPS - 1, METRIC_RUNS),
         )
-        connection.execute("CREATE INDEX ix_metric_points_series ON metric_points (run_id, key, step)")
+        connection.execute(definition)  # the migrations' own definition, rebuilt after the load
         connection.commit()
         connection.execute("ANALYZE")
         return int(connection.execute("SELECT count(*) FROM metric_points").fetchone()[0])

@@ -106,3 +106,5 @@ def test_a_run_end_to_end_through_the_api(live: tuple[str, str]) -> None:
     assert {"results.json", "report.html", "model.zip"} <= names
     equity = api.get(f"/runs/{run['id']}/equity").json()
     assert "agent" in json.dumps(equity)
+    log = "\n".join(line["line"] for line in api.get(f"/runs/{run['id']}/logs").json()["data"])
+    assert "training seed 0" in log and "market data" in log and "artifacts in" in log  # the run's own log

@@ -10,6 +10,7 @@ the API URL and the config arrive in the environment (``TRADELAB_RUN_TOKEN``, ``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -21,6 +22,7 @@ import httpx
 from tradelab.settings import get_settings
 
 HEARTBEAT_S = 5.0
+logger = logging.getLogger(__name__)
 
 
 class Reporter:
@@ -44,13 +46,39 @@ class Reporter:
         if points:
             self.post("metrics", {"points": points})
 
-    def beat_until(self, stop: threading.Event) -> None:
-        """Send a heartbeat every :data:`HEARTBEAT_S` seconds until ``stop`` is set (errors are retried next beat)."""
+    def beat_until(self, stop: threading.Event, log: LogForwarder) -> None:
+        """Every :data:`HEARTBEAT_S` seconds until ``stop``: a heartbeat, then the log lines gathered since
+        (errors are retried at the next beat; lines are kept until they are delivered)."""
         while not stop.wait(HEARTBEAT_S):
             try:
                 self.post("heartbeat", {})
+                log.flush_to(self)
             except httpx.HTTPError:
                 continue
+
+
+class LogForwarder(logging.Handler):
+    """Gathers the ``tradelab`` log records of the run, for the reporter to post in batches."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+        self.guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the formatted record."""
+        with self.guard:
+            self.lines.append(self.format(record))
+
+    def flush_to(self, reporter: Reporter) -> None:
+        """Post the gathered lines as the run's log (they stay gathered if the post fails)."""
+        with self.guard:
+            lines = list(self.lines)
+        if lines:
+            reporter.post("logs", {"lines": lines})
+            with self.guard:
+                del self.lines[: len(lines)]
 
 
 def run_agent(run_id: int, seed: int) -> int:
@@ -60,9 +88,13 @@ def run_agent(run_id: int, seed: int) -> int:
 
     reporter = Reporter(os.environ["TRADELAB_API_URL"], os.environ["TRADELAB_RUN_TOKEN"], run_id)
     reporter.post("status", {"state": "running"})
+    log = LogForwarder()
+    logging.getLogger("tradelab").addHandler(log)
+    logging.getLogger("tradelab").setLevel(logging.INFO)
     stop = threading.Event()
-    beating = threading.Thread(target=reporter.beat_until, args=(stop,), daemon=True)
+    beating = threading.Thread(target=reporter.beat_until, args=(stop, log), daemon=True)
     beating.start()
+    logger.info("run %d: training seed %d", run_id, seed)
     try:
         config = load_config(json.loads(os.environ["TRADELAB_RUN_CONFIG"]))
         out = os.environ.get("TRADELAB_STORAGE_URL") or str(get_settings().home / "artifacts" / f"run-{run_id}")
@@ -73,12 +105,14 @@ def run_agent(run_id: int, seed: int) -> int:
 
         (outcome,) = run_experiment(config, out, seed=seed, progress=False, on_evaluation=on_evaluation)
         reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
-        reporter.post("logs", {"lines": [f"artifacts: {outcome.url}", f"stopped by: {outcome.results['stopped_by']}"]})
+        logger.info("run %d: stopped by %s; artifacts in %s", run_id, outcome.results["stopped_by"], outcome.url)
+        log.flush_to(reporter)
         reporter.post("status", {"state": "succeeded", "artifact_url": outcome.url})
         return 0
     except Exception:
         error = traceback.format_exc()
-        reporter.post("logs", {"lines": error.splitlines()[-30:]})
+        logger.error("run %d failed:\n%s", run_id, error)
+        log.flush_to(reporter)
         reporter.post("status", {"state": "failed", "error": error[-4000:]})
         return 1
     finally:
