@@ -73,3 +73,10 @@ def test_metric_requests_check_the_run_the_key_and_the_token(client: TestClient)
     empty = client.get(f"/api/runs/{run_id}/metrics/a", params={"start_step": 5}).json()
     assert empty == {"key": "a", "steps": [], "values": [], "total": 0}
     assert json.loads(client.get(f"/api/runs/{run_id}/metrics/a").text)["values"] == [1.0]
+
+
+def test_a_key_with_a_nul_or_control_character_is_refused(client: TestClient) -> None:
+    run_id = new_run(client)
+    for key in ("bad\x00key", "tab\tkey"):
+        response = client.post(f"/api/runs/{run_id}/metrics", json={"points": [{"key": key, "step": 1, "value": 1.0}]})
+        assert response.status_code == 422, (key, response.text)

@@ -24,7 +24,7 @@ router = APIRouter(tags=["metrics"], responses=RUN_NOT_FOUND)
 class MetricPointCreate(BaseModel):
     """One value of one metric at one training step; NaN and infinities are refused (422 naming the point)."""
 
-    key: str = Field(min_length=1, max_length=128)
+    key: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="no control characters")
     step: int = Field(ge=0, le=MAX_BIGINT)
     value: float
 
