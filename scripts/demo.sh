@@ -46,9 +46,10 @@ step "10. The control plane: API + worker on SQLite; the experiment launched and
 token="$(tl init | tail -n 1)"
 port="${DEMO_PORT:-$("${PYTHON_BIN:-.venv/bin/python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 url="http://127.0.0.1:$port"
-tl serve --port "$port" > "$TRADELAB_HOME/serve.log" 2>&1 &
+# Started directly (not through the tl function), so that $! is the process itself and the trap stops it.
+"${TRADELAB_BIN:-.venv/bin/tradelab}" serve --port "$port" > "$TRADELAB_HOME/serve.log" 2>&1 &
 serve_pid=$!
-tl worker --api-url "$url" --interval 0.5 > "$TRADELAB_HOME/worker.log" 2>&1 &
+"${TRADELAB_BIN:-.venv/bin/tradelab}" worker --api-url "$url" --interval 0.5 > "$TRADELAB_HOME/worker.log" 2>&1 &
 worker_pid=$!
 trap 'kill "$serve_pid" "$worker_pid" 2>/dev/null; wait "$serve_pid" "$worker_pid" 2>/dev/null || true' EXIT
 "${PYTHON_BIN:-.venv/bin/python}" - "$url" <<'PY'

@@ -52,8 +52,21 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
     assert store.require("SYNTH-BTC", "1m").rows > 120_000
     assert store.require("SYNTH-BTC", "1h").derived_from == f"1m@{store.require('SYNTH-BTC', '1m').content_hash}"
 
+    assert not _tradelab_processes(home), "the demo left its API or worker running"
     version = store.require("SYNTH-BTC", "1m").content_hash
     second = _run_demo(home)  # same seed: the ingest is a no-op and the data version is unchanged
     assert second.returncode == 0, second.stderr + second.stdout
     assert "already stored, nothing changed" in second.stdout
     assert store.require("SYNTH-BTC", "1m").content_hash == version
+
+
+def _tradelab_processes(home: Path) -> list[str]:
+    """Command lines of live processes started with ``home`` as their TRADELAB_HOME (Linux /proc)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"TRADELAB_HOME={home}".encode() in environ.read_bytes().split(b"\0"):
+                found.append((environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
