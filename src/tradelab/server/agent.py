@@ -117,3 +117,5 @@ def run_agent(run_id: int, seed: int) -> int:
         return 1
     finally:
         stop.set()
+        beating.join(timeout=HEARTBEAT_S + 1)
+        reporter.client.close()
