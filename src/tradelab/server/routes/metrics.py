@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
@@ -131,13 +131,28 @@ def read_metric(
         query = query.where(MetricPoint.step >= start_step)
     if end_step is not None:
         query = query.where(MetricPoint.step <= end_step)
-    rows = session.execute(query.order_by(MetricPoint.step, MetricPoint.id)).all()
+    rows = _fetch_raw(session, query.order_by(MetricPoint.step, MetricPoint.id))
     if not rows and start_step is None and end_step is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no metric {key!r}")
-    series = np.array(rows, dtype=np.float64).reshape(-1, 2)
-    steps, values = series[:, 0].astype(np.int64), series[:, 1]
+    steps = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    values = np.fromiter((row[1] for row in rows), dtype=np.float64, count=len(rows))
     kept = lttb_indices(steps, values, max_points)
     # Serialised here: the model above documents the body, and validating thousands of floats again costs more
     # than the query.
     body = {"key": key, "steps": steps[kept].tolist(), "values": values[kept].tolist(), "total": len(rows)}
     return Response(json.dumps(body), media_type="application/json")  # type: ignore[return-value]
+
+
+def _fetch_raw(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as the driver's plain tuples: for long series, SQLAlchemy's row objects cost more
+    than the query. Values are bound by the dialect's own compiler (no string formatting of inputs)."""
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        parameters = compiled.construct_params()
+        positional = compiled.positiontup
+        cursor.execute(str(compiled), [parameters[name] for name in positional] if positional else parameters)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
