@@ -81,3 +81,10 @@ def test_every_example_config_is_valid(path: Path) -> None:
             from tradelab.experiments.sweep import check_sweep
 
             assert set(check_sweep(config).params) == set(config.sweep.params)  # every path sets a valid config
+
+
+def test_seeds_are_32_bit_and_not_negative() -> None:
+    with pytest.raises(ConfigError, match=r"seeds\.0"):
+        tiny_config(seeds=[-1])
+    with pytest.raises(ConfigError, match=r"seeds\.1"):
+        tiny_config(seeds=[0, 2**31])

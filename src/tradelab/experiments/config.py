@@ -200,7 +200,9 @@ class ExperimentConfig(BaseModel):
     algorithm: AlgorithmConfig
     n_envs: int = Field(64, ge=1, description="envs of the native vectorized training env")
     total_timesteps: int = Field(ge=1, description="env steps to train for (per seed and fold)")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="one run per seed")
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+        default_factory=lambda: [0], min_length=1, description="one run per seed (0 to 2**31 - 1)"
+    )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
