@@ -259,30 +259,37 @@ def measure_lists(base: str, headers: dict[str, str], counts: dict[str, int], ad
     """Latencies (s) of paged run lists: by state ``running``, then by experiment (500 requests each)."""
     import httpx
 
-    by_state: list[float] = []
-    by_experiment: list[float] = []
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         for _ in range(5):  # warm-up
             client.get("/api/runs", params={"state": "running", "limit": PAGE}).raise_for_status()
         pages = max(1, counts["running"] // PAGE)
-        for i in range(LIST_REQUESTS):
-            params = {"state": "running", "limit": PAGE, "offset": (i % pages) * PAGE}
-            started = time.perf_counter()
-            response = client.get("/api/runs", params=params)
-            by_state.append(time.perf_counter() - started)
-            response.raise_for_status()
-            if i % 50 == 49:
-                advance()
-        pages = max(1, RUNS // EXPERIMENTS // PAGE)
-        for i in range(LIST_REQUESTS):
-            params = {"experiment_id": i % EXPERIMENTS + 1, "limit": PAGE, "offset": (i // EXPERIMENTS % pages) * PAGE}
-            started = time.perf_counter()
-            response = client.get("/api/runs", params=params)
-            by_experiment.append(time.perf_counter() - started)
-            response.raise_for_status()
-            if i % 50 == 49:
-                advance()
+        by_state = _timed_gets(
+            client, advance, lambda i: {"state": "running", "limit": PAGE, "offset": (i % pages) * PAGE}
+        )
+        per_experiment = max(1, RUNS // EXPERIMENTS // PAGE)
+        by_experiment = _timed_gets(
+            client,
+            advance,
+            lambda i: {
+                "experiment_id": i % EXPERIMENTS + 1,
+                "limit": PAGE,
+                "offset": (i // EXPERIMENTS % per_experiment) * PAGE,
+            },
+        )
     return by_state, by_experiment
+
+
+def _timed_gets(client: Any, advance: Callable[[], None], params: Callable[[int], dict[str, Any]]) -> list[float]:
+    """Seconds of :data:`LIST_REQUESTS` ``GET /api/runs`` calls with ``params(i)``, advancing every 50."""
+    seconds = []
+    for i in range(LIST_REQUESTS):
+        started = time.perf_counter()
+        response = client.get("/api/runs", params=params(i))
+        seconds.append(time.perf_counter() - started)
+        response.raise_for_status()
+        if i % 50 == 49:
+            advance()
+    return seconds
 
 
 def measure_series(base: str, headers: dict[str, str], advance: Callable[[], None]) -> tuple[list[float], int]:

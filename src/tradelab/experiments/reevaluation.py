@@ -20,7 +20,7 @@ from tradelab.env.market import MarketData
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.config import ExperimentConfig, algorithm_class
 from tradelab.experiments.evaluation import segment
-from tradelab.experiments.runner import pinned, score
+from tradelab.experiments.runner import model_policy, pinned, score
 
 _SEGMENTS = ("train", "val", "test")
 
@@ -46,7 +46,7 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
         "seed": provenance["seed"],
         "fold": provenance["fold"],
         "split": split,
-        **score(env, model, segment(market, first, last), provenance["seed"], run, label),
+        **score(env, model_policy(model), segment(market, first, last), provenance["seed"], run, label),
     }
     run.write_json(f"evaluation_{label}.json", results)
     return results

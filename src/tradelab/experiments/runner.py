@@ -43,6 +43,8 @@ from tradelab.data.splits import SplitPlan, check_plan, chronological_split, wal
 from tradelab.data.store import Store
 from tradelab.env.config import EnvConfig
 from tradelab.env.market import MarketData
+from tradelab.env.policies import Policy
+from tradelab.env.trading_env import TradingEnv
 from tradelab.env.vec_env import TradingVecEnv
 from tradelab.experiments.agents import agent_policy
 from tradelab.experiments.artifacts import RunStorage
@@ -281,19 +283,31 @@ def _train_and_test(job: _Job) -> dict[str, Any]:
         "stopped_by": training.stopped_by,
         "selected": "best_validation" if training.best is not None else "last",
         "best_validation": training.best_value,
-        **score(config.env, model, segment(market, *fold.test), seed, storage, "test"),
+        **score(config.env, model_policy(model), segment(market, *fold.test), seed, storage, "test"),
     }
 
 
-def score(env: EnvConfig, agent: Any, market: MarketData, seed: int, storage: RunStorage, split: str) -> dict[str, Any]:
+def model_policy(model: Any) -> Callable[[TradingEnv], Policy]:
+    """A trained model's deterministic policy, for any env it is evaluated in (see :func:`agent_policy`)."""
+    return lambda env: agent_policy(model, env)
+
+
+def score(
+    env: EnvConfig,
+    make_policy: Callable[[TradingEnv], Policy],
+    market: MarketData,
+    seed: int,
+    storage: RunStorage,
+    split: str,
+) -> dict[str, Any]:
     """Play the agent and the baselines over ``market``'s segment; write their curves and the agent's trades.
 
-    :param agent: a trained SB3 model, or a function ``env -> policy`` (e.g. an ensemble's).
+    :param make_policy: the agent's policy for the evaluation env (e.g. :func:`model_policy` of a trained model).
     :param split: the label of the segment in file names and in the result (``test``, ``val``, a date range).
     :return: ``{split: {policy: metrics}, "agent_sharpe_ci95": [low, high], "agent_moments": {...}}``.
     """
     eval_env = evaluation_env(env, market)
-    policy = agent(eval_env) if callable(agent) and not hasattr(agent, "predict") else agent_policy(agent, eval_env)
+    policy = make_policy(eval_env)
     episodes = {"agent": play(eval_env, policy, "agent", seed), **play_baselines(eval_env, seed)}
     _write_episodes(storage, split, episodes)
     timeframe = env.dataset.timeframe
