@@ -322,8 +322,11 @@ def measure_ingest(base: str, headers: dict[str, str], advance: Callable[[], Non
 
     stored = [0] * INGEST_CLIENTS
     errors: list[BaseException] = []
-    start_gate = threading.Barrier(INGEST_CLIENTS + 1)
     deadline = [0.0]
+    # The deadline is set by the barrier's action, before any client is released (no client sees 0).
+    start_gate = threading.Barrier(
+        INGEST_CLIENTS + 1, action=lambda: deadline.__setitem__(0, time.perf_counter() + INGEST_SECONDS)
+    )
 
     def client_loop(index: int) -> None:
         run_id = METRIC_RUNS + 1 + index  # runs without seeded points
@@ -365,8 +368,7 @@ def measure_ingest(base: str, headers: dict[str, str], advance: Callable[[], Non
         for thread in threads:
             thread.join()
         raise RuntimeError(f"ingest failed: {errors[0]!r}") from errors[0]
-    started = time.perf_counter()
-    deadline[0] = started + INGEST_SECONDS
+    started = deadline[0] - INGEST_SECONDS
     while any(thread.is_alive() for thread in threads):
         time.sleep(1.0)
         if time.perf_counter() - started < INGEST_SECONDS + 0.5:
