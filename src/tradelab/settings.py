@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     :param database_url: control-plane database; SQLite under ``home`` when unset.
     :param storage_url: fsspec URL for run artifacts; ``file://<home>/artifacts`` when unset.
     :param runpod_api_key: key for the RunPod SDK; never forwarded to pods.
+    :param s3_endpoint_url: endpoint of an S3-compatible store for ``s3://`` URLs (a RunPod network volume's
+        S3 endpoint, MinIO, ...); AWS when unset.
+    :param s3_region: region of that store.
+    :param s3_access_key_id: access key for ``s3://`` URLs; the standard AWS credential chain when unset.
+    :param s3_secret_access_key: its secret.
     :param tools_dir: folder of manifest tools (``<name>/tool.toml``); the repository's ``tools/`` when unset.
     """
 
@@ -25,6 +30,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_url: str | None = None
     runpod_api_key: SecretStr | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     tools_dir: Path | None = None
 
     @property
