@@ -9,7 +9,7 @@ from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
 from tradelab.experiments.cli import ensemble, evaluate, run
 from tradelab.experiments.sweep_cli import sweep
-from tradelab.server.cli import agent, db_app, init, serve, worker
+from tradelab.server.cli import db_app, init, serve, worker_app
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -25,8 +25,7 @@ app.command()(run)
 app.command()(sweep)
 app.command()(init)
 app.command()(serve)
-app.command()(worker)
-app.command(hidden=True)(agent)
+app.add_typer(worker_app, name="worker")
 app.add_typer(db_app, name="db")
 app.command()(evaluate)
 app.command()(ensemble)

@@ -16,7 +16,9 @@ from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import transaction
 from tradelab.server.models import Run
 from tradelab.server.routes import catalog
+from tradelab.server.routes.compute import BACKENDS
 from tradelab.server.security import issue_token
+from tradelab.settings import get_settings
 
 ZERO = timedelta(0)
 ENV: dict[str, Any] = {"dataset": {"symbol": "SYN"}, "features": FEATURES, "window": 8, "episode": {"length": 200}}
@@ -178,9 +180,24 @@ def test_remaining_budget_is_the_tightest_cap(client: TestClient) -> None:
         assert remaining_budget(session, one, now=next_month) == 5.0
 
 
-def test_compute_backends_list_local(client: TestClient) -> None:
-    backends = client.get("/api/compute/backends").json()
-    assert backends["count"] == 1 and backends["data"][0]["name"] == "local" and backends["data"][0]["available"]
+def test_compute_backends_list_local_and_runpod_available_with_a_key(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRADELAB_RUNPOD_API_KEY", raising=False)
+    get_settings.cache_clear()
+    backends = {b["name"]: b["available"] for b in client.get("/api/compute/backends").json()["data"]}
+    assert backends == {"local": True, "runpod": False}
+    monkeypatch.setenv("TRADELAB_RUNPOD_API_KEY", "rp-key")
+    get_settings.cache_clear()
+    try:
+        assert client.get("/api/compute/backends").json()["data"][1] == {
+            "name": "runpod",
+            "description": BACKENDS["runpod"].description,
+            "available": True,
+        }
+    finally:
+        monkeypatch.delenv("TRADELAB_RUNPOD_API_KEY")
+        get_settings.cache_clear()
 
 
 def _catalog_routes() -> list[tuple[str, str]]:

@@ -95,7 +95,8 @@ def test_twenty_launches_against_a_budget_for_five_start_exactly_five(db_url: st
     refused = [i for i in ids if runs[i].state == RunState.FAILED]
     assert len(started) == 5 and len(refused) == 15
     assert all("budget exhausted" in (runs[i].error or "") for i in refused)
-    assert sum(runs[i].cost for i in started) == 5.0
+    assert sum(runs[i].reserved for i in started) == 5.0  # reserved, not spent yet
+    assert sum(runs[i].cost for i in ids) == 0.0
 
 
 def test_kill_9_the_worker_mid_run_then_restart_adopts_the_process_and_never_runs_twice(
@@ -135,6 +136,28 @@ def test_orphans_no_run_owns_are_terminated(db_url: str, tmp_path: Path) -> None
     with transaction(session_factory(engine)) as session:
         run = session.get(Run, run_id)
         run.state = RunState.SUCCEEDED  # type: ignore[union-attr]  # e.g. reported by the agent, process left behind
+        run.reserved = 0.0  # type: ignore[union-attr]  # (as if settled already: the reaper must still find it)
     engine.dispose()
     report = reconciler.tick()
     assert report.reaped == [f"run{run_id}-a1"] and reconciler.backend.list_owned() == []
+
+
+def test_a_run_that_reported_its_end_is_settled_its_process_stopped_and_its_cost_recorded(
+    db_url: str, tmp_path: Path
+) -> None:
+    (run_id,) = _queue(db_url, 1, max_wall_time_s=3600.0)
+    reconciler = stub_reconciler(db_url, tmp_path / "compute", 60.0)
+    reconciler.tick()
+    assert _runs(db_url)[run_id].reserved == 1.0  # 1.0/h × 1 h reserved while it runs
+    time.sleep(0.5)
+    reconciler.tick()
+    accrued = _runs(db_url)[run_id]
+    assert 0 < accrued.cost < 0.01 and abs(accrued.cost + accrued.reserved - 1.0) < 1e-9  # the reservation shrinks
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as session:
+        session.get(Run, run_id).state = RunState.SUCCEEDED  # type: ignore[union-attr]  # reported by its agent
+    engine.dispose()
+    report = reconciler.tick()
+    run = _runs(db_url)[run_id]
+    assert report.reaped == [] and reconciler.backend.list_owned() == []  # stopped by the settling, not as an orphan
+    assert run.reserved == 0.0 and run.cost >= accrued.cost and run.attempt_cost == run.cost

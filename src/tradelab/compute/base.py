@@ -21,15 +21,35 @@ class ComputeState(StrEnum):
     SUCCEEDED = "succeeded"  # exited 0
     FAILED = "failed"  # exited non-zero
     GONE = "gone"  # unknown to the backend (terminated, or never started)
+    PREEMPTED = "preempted"  # an interruptible resource the provider took back
+
+
+class ComputeError(RuntimeError):
+    """A backend call failed. ``transient`` errors (rate limits, 5xx, network) may succeed when retried later.
+
+    :param message: what failed, for the run's error and the worker's log.
+    :param transient: whether retrying later may help.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True, slots=True)
 class ComputeSpec:
-    """What to run: a command with its environment (secrets go in ``env``, never in ``command``)."""
+    """What to run: a command with its environment (secrets go in ``env``, never in ``command``).
+
+    A leading ``"tradelab"`` in ``command`` means the lab's own CLI: the local backend runs it with the
+    worker's interpreter, a pod with its image's entrypoint.
+
+    :param gpu_type: the accelerator to run on (a backend's own id, e.g. RunPod's GPU type id); None for its default.
+    """
 
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     max_wall_time_s: float | None = None
+    gpu_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +73,17 @@ class ComputeBackend(ABC):
     """Starts, watches and stops the compute of runs."""
 
     name: ClassVar[str]
-    #: Worst-case price per hour of one resource, for budget checks before a start (0 for free compute).
-    hourly_price: float = 0.0
+
+    @abstractmethod
+    def price_per_hour(self, gpu_type: str | None) -> float:
+        """What one resource of ``gpu_type`` costs per hour at most, for budget checks before a start."""
 
     @abstractmethod
     def start(self, run_id: int, spec: ComputeSpec, idempotency_key: str) -> Handle:
-        """Start ``spec`` for run ``run_id``; with a key already used, return that resource instead."""
+        """Start ``spec`` for run ``run_id``; with a key already used, return that resource instead.
+
+        :raises ComputeError: the backend refused or could not be reached (``transient`` says whether to retry).
+        """
 
     @abstractmethod
     def status(self, handle: Handle) -> ComputeState:
@@ -78,4 +103,4 @@ class ComputeBackend(ABC):
 
     @abstractmethod
     def cost_so_far(self, handle: Handle) -> float:
-        """What the resource has cost up to now."""
+        """What the resource has cost up to now (its final cost once it ended; 0 when it is unknown)."""

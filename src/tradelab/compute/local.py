@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,9 +50,12 @@ class LocalBackend(ComputeBackend):
         if (folder / "meta.json").exists():
             return handle
         folder.mkdir(parents=True, exist_ok=True)
+        command = spec.command
+        if command[:1] == ["tradelab"]:  # the lab's CLI, under the worker's own interpreter
+            command = [sys.executable, "-m", "tradelab.cli", *command[1:]]
         with (folder / "output.log").open("ab") as output:
             process = subprocess.Popen(
-                ["sh", "-c", _WRAPPER, "sh", str(folder / "exit"), *spec.command],
+                ["sh", "-c", _WRAPPER, "sh", str(folder / "exit"), *command],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **spec.env},
@@ -60,6 +64,10 @@ class LocalBackend(ComputeBackend):
         meta = {"pid": process.pid, "run_id": run_id, "lab_id": self.lab_id, "started": time.time()}
         atomic_write_text(folder / "meta.json", json.dumps(meta))
         return handle
+
+    def price_per_hour(self, gpu_type: str | None) -> float:
+        """The notional ``hourly_price`` (the same for every ``gpu_type``)."""
+        return self.hourly_price
 
     def status(self, handle: Handle) -> ComputeState:
         """From the exit file if the command ended, else from whether its process still runs."""

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tradelab.atomic import atomic_write_text
 from tradelab.cli_errors import errors, reports_errors
+from tradelab.compute.storage import SyncReport, pull_dataset, push_dataset
 from tradelab.data.errors import DataError
 from tradelab.data.ingest import Format, GenericOptions, IngestReport, ingest_files
 from tradelab.data.ingest.binance import write_binance
@@ -25,6 +26,7 @@ from tradelab.data.splits import SplitPlan, chronological_split, chronological_s
 from tradelab.data.splits import walk_forward as walk_forward_split
 from tradelab.data.store import ConflictPolicy, Store
 from tradelab.data.validate import ValidationReport, validate_dataset
+from tradelab.settings import get_settings
 
 app = typer.Typer(help="Ingest, validate, resample and split candle datasets.", no_args_is_help=True)
 console = Console()
@@ -354,6 +356,52 @@ def repair(
     result = repair_dataset(Store(), symbol, timeframe, fill_gaps_up_to=fill_gaps)
     inserted = result.manifest.repairs[-1].rows if result.changed else 0
     console.print(f"{symbol}/{timeframe}: {inserted:,} bars filled, version {result.manifest.version}")
+
+
+@app.command()
+@reports_errors
+def push(
+    symbol: SymbolArg,
+    timeframe: TimeframeOpt = "1m",
+    to: Annotated[
+        str | None, typer.Option("--to", help="Destination URL (s3://bucket/data, file:///...); <storage_url>/data.")
+    ] = None,
+) -> None:
+    """Upload a dataset to object storage; only files that changed are transferred, the manifest last."""
+    print_sync(push_dataset(symbol, timeframe, _sync_url(to, "--to"), progress=True))
+
+
+@app.command()
+@reports_errors
+def pull(
+    symbol: SymbolArg,
+    timeframe: TimeframeOpt = "1m",
+    source: Annotated[
+        str | None, typer.Option("--from", help="Source URL (s3://bucket/data, file:///...); <storage_url>/data.")
+    ] = None,
+) -> None:
+    """Download a dataset from object storage, verifying every file's SHA-256; a failed pull changes nothing."""
+    print_sync(pull_dataset(symbol, timeframe, _sync_url(source, "--from"), progress=True))
+
+
+def _sync_url(url: str | None, option: str) -> str:
+    if url:
+        return url
+    storage_url = get_settings().storage_url
+    if not storage_url:
+        raise DataError(f"no storage URL: pass {option} URL or set TRADELAB_STORAGE_URL", column=option)
+    return f"{storage_url.rstrip('/')}/data"
+
+
+def print_sync(report: SyncReport) -> None:
+    """One line: what a push or pull moved."""
+    arrow = "→" if report.direction == "push" else "←"
+    console.print(
+        f"[green]{report.symbol}/{report.timeframe}[/] {arrow} {report.url}: {report.transferred} transferred, "
+        f"{report.skipped} unchanged, {report.removed} removed, {report.nbytes:,} bytes, version {report.version}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _when(value: object) -> str:

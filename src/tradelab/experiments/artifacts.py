@@ -24,11 +24,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import polars as pl
 from fsspec.implementations.local import LocalFileSystem
 
 from tradelab.atomic import atomic_write
+from tradelab.compute.storage import filesystem
 
 
 class RunStorage:
@@ -39,7 +39,7 @@ class RunStorage:
 
     def __init__(self, url: str | os.PathLike[str]) -> None:
         self.url = str(url)
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = filesystem(self.url)
         self.fs.makedirs(self.root, exist_ok=True)
 
     def path(self, name: str) -> str:

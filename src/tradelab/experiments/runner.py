@@ -196,10 +196,17 @@ def _run_one(job: _Job) -> RunOutcome:
     return RunOutcome(storage.url, results)
 
 
-def resume_experiment(url: str | os.PathLike[str], *, store: Store | None = None, progress: bool = True) -> RunOutcome:
+def resume_experiment(
+    url: str | os.PathLike[str],
+    *,
+    store: Store | None = None,
+    progress: bool = True,
+    on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None,
+) -> RunOutcome:
     """Continue an interrupted (or killed) run from its last checkpoint, in its own folder, to its full timesteps.
 
-    The run's own config, seed, segments and dataset version are used.
+    The run's own config, seed, segments and dataset version are used; ``on_evaluation`` is as in
+    :func:`run_experiment`.
 
     :raises FileNotFoundError: when the run has no checkpoint yet (it never reached an evaluation).
     """
@@ -213,7 +220,7 @@ def resume_experiment(url: str | os.PathLike[str], *, store: Store | None = None
     fold = Segments(
         recorded["fold"], *(None if segments[k] is None else tuple(segments[k]) for k in ("train", "val", "test"))
     )  # type: ignore[arg-type]
-    return _run_one(_Job(config, market, fold, recorded["seed"], storage, progress, resume=True))
+    return _run_one(_Job(config, market, fold, recorded["seed"], storage, progress, on_evaluation, resume=True))
 
 
 def pinned(env: EnvConfig, dataset: str) -> EnvConfig:

@@ -1,19 +1,24 @@
 """The run agent: what a compute resource executes for one run (``tradelab agent --run-id N``).
 
 It trains and tests the run's experiment with the ordinary runner, and reports to the control plane with
-the run's own token: ``running`` at the start, a heartbeat every few seconds, every validation's metrics,
-the log, and ``succeeded`` (with the artifact folder) or ``failed`` (with the error) at the end. The token,
-the API URL and the config arrive in the environment (``TRADELAB_RUN_TOKEN``, ``TRADELAB_API_URL``,
-``TRADELAB_RUN_CONFIG``), never on the command line.
+the run's own token: ``running`` at the start, a heartbeat every few seconds (saying whether the process did
+CPU or GPU work since the last one, for the idle timeout), every validation's metrics, the log, and
+``succeeded`` (with the artifact folder) or ``failed`` (with the error) at the end.
+
+The token, the API URL and the run's folder arrive in the environment (``TRADELAB_RUN_TOKEN``,
+``TRADELAB_API_URL``, ``TRADELAB_RUN_URL``), never on the command line; the config is read from the API. On a
+pod, the dataset is first pulled from ``TRADELAB_DATA_URL``. A run whose folder already holds a checkpoint (an
+earlier attempt was preempted or killed) resumes from it instead of starting over.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+import resource
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -49,12 +54,47 @@ class Reporter:
     def beat_until(self, stop: threading.Event, log: LogForwarder) -> None:
         """Every :data:`HEARTBEAT_S` seconds until ``stop``: a heartbeat, then the log lines gathered since
         (errors are retried at the next beat; lines are kept until they are delivered)."""
+        work = Work()
         while not stop.wait(HEARTBEAT_S):
             try:
-                self.post("heartbeat", {})
+                self.post("heartbeat", {"busy": work.busy()})
                 log.flush_to(self)
             except httpx.HTTPError:
                 continue
+
+
+class Work:
+    """Whether the process worked since the last look: it used CPU, or a GPU it sees was busy."""
+
+    #: CPU seconds per wall second below which the process counts as idle (a hung or waiting process).
+    MIN_CPU_SHARE = 0.02
+
+    def __init__(self) -> None:
+        self.cpu, self.at = self._cpu(), time.monotonic()
+
+    def busy(self) -> bool:
+        """True when the CPU share since the last call reached :attr:`MIN_CPU_SHARE` or a GPU was in use."""
+        cpu, at = self._cpu(), time.monotonic()
+        share = (cpu - self.cpu) / max(at - self.at, 1e-9)
+        self.cpu, self.at = cpu, at
+        return share >= self.MIN_CPU_SHARE or _gpu_busy()
+
+    @staticmethod
+    def _cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+
+def _gpu_busy() -> bool:
+    """Whether a visible GPU reports utilisation (False without CUDA or NVML)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return torch.cuda.utilization() > 0
+    except Exception:  # NVML missing: the CPU share decides
+        return False
 
 
 class LogForwarder(logging.Handler):
@@ -84,9 +124,11 @@ class LogForwarder(logging.Handler):
 def run_agent(run_id: int, seed: int) -> int:
     """Run the experiment of run ``run_id`` and report it; the process's exit status (0 on success)."""
     from tradelab.experiments.config import load_config
-    from tradelab.experiments.runner import run_experiment
+    from tradelab.experiments.runner import resume_experiment, run_experiment
 
     reporter = Reporter(os.environ["TRADELAB_API_URL"], os.environ["TRADELAB_RUN_TOKEN"], run_id)
+    spec = reporter.client.get(f"/api/runs/{run_id}/spec")
+    spec.raise_for_status()
     reporter.post("status", {"state": "running"})
     log = LogForwarder()
     logging.getLogger("tradelab").addHandler(log)
@@ -96,14 +138,25 @@ def run_agent(run_id: int, seed: int) -> int:
     beating.start()
     logger.info("run %d: training seed %d", run_id, seed)
     try:
-        config = load_config(json.loads(os.environ["TRADELAB_RUN_CONFIG"]))
-        out = os.environ.get("TRADELAB_STORAGE_URL") or str(get_settings().home / "artifacts" / f"run-{run_id}")
+        config = load_config(spec.json()["config"])
+        out = os.environ.get("TRADELAB_RUN_URL") or str(get_settings().home / "artifacts" / "runs" / f"run-{run_id}")
+        if os.environ.get("TRADELAB_DATA_URL"):
+            from tradelab.compute.storage import pull_dataset
+
+            dataset = config.env.dataset
+            report = pull_dataset(dataset.symbol, dataset.timeframe, os.environ["TRADELAB_DATA_URL"])
+            logger.info("run %d: dataset pulled (%s)", run_id, report)
 
         def on_evaluation(timesteps: int, metrics: dict[str, Any]) -> bool:
             reporter.metrics(timesteps, metrics, "val")
             return True
 
-        (outcome,) = run_experiment(config, out, seed=seed, progress=False, on_evaluation=on_evaluation)
+        earlier = _checkpointed(out)
+        if earlier is not None:
+            logger.info("run %d: resuming from the checkpoint in %s", run_id, earlier)
+            outcome = resume_experiment(earlier, progress=False, on_evaluation=on_evaluation)
+        else:
+            (outcome,) = run_experiment(config, out, seed=seed, progress=False, on_evaluation=on_evaluation)
         reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
         logger.info("run %d: stopped by %s; artifacts in %s", run_id, outcome.results["stopped_by"], outcome.url)
         log.flush_to(reporter)
@@ -119,3 +172,15 @@ def run_agent(run_id: int, seed: int) -> int:
         stop.set()
         beating.join(timeout=HEARTBEAT_S + 1)
         reporter.client.close()
+
+
+def _checkpointed(out: str) -> str | None:
+    """The folder under ``out`` of an earlier attempt of this run that left a checkpoint, or None."""
+    from tradelab.experiments.artifacts import RunStorage
+
+    storage = RunStorage(out)
+    found = sorted(storage.fs.glob(storage.path("*/checkpoint.zip")))
+    if not found:
+        return None
+    folder = found[-1].rsplit("/", 1)[0]
+    return folder if "://" not in out else f"{out.split('://', 1)[0]}://{folder}"

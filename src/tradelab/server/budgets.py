@@ -22,9 +22,11 @@ def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 
 def spent(session: Session, experiment_id: int | None = None, now: datetime | None = None) -> float:
-    """The summed cost of the runs queued in the current UTC month: of one experiment, or of all when None."""
+    """What the runs queued in the current UTC month have cost, plus what their active attempts may still cost
+    at worst (their reservations): of one experiment, or of all when None."""
     start, end = month_bounds(now)
-    query = select(func.coalesce(func.sum(Run.cost), 0.0)).where(Run.queued_at >= start, Run.queued_at < end)
+    committed = func.coalesce(func.sum(Run.cost + Run.reserved), 0.0)
+    query = select(committed).where(Run.queued_at >= start, Run.queued_at < end)
     if experiment_id is not None:
         query = query.where(Run.experiment_id == experiment_id)
     return float(session.scalar(query) or 0.0)

@@ -133,7 +133,19 @@ class Run(Base):
     compute_id: Mapped[str | None] = mapped_column(String(128))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     max_wall_time_s: Mapped[float | None] = mapped_column(Float)
+    #: What the run's compute has cost, every attempt included (accrues while it runs).
     cost: Mapped[float] = mapped_column(Float, default=0.0)
+    #: What the active attempt may still cost at worst; counted against the budgets beside ``cost``.
+    reserved: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    #: What the active attempt has cost so far (part of ``cost``).
+    attempt_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    #: The last heartbeat that showed work (busy CPU or GPU), for the idle timeout.
+    active_at: Mapped[datetime | None]
+    #: How often an interruptible pod of the run was taken away (free retries, up to a limit).
+    preemptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    #: The most the run may cost (its worst case is checked against it before every start).
+    max_cost: Mapped[float | None] = mapped_column(Float)
     artifact_url: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,22 +4,23 @@ The database is the queue and the source of truth; the reconciler keeps no state
 killed at any moment (``kill -9`` included) and restarted: it adopts the processes it finds, and never starts
 a run twice (claims are atomic, starts are idempotent by key). Each tick:
 
-1. **claim** queued runs up to the concurrency limit, each in its own transaction (``SELECT … FOR UPDATE
-   SKIP LOCKED`` on Postgres; a conditional ``UPDATE … RETURNING`` under SQLite's write lock), checking the
-   budget atomically: the worst-case cost (hourly price × max wall time) is reserved as the run's cost, or
-   the run fails with "budget exhausted";
+1. **claim** queued runs of its backend up to the concurrency limit, each in its own transaction (``SELECT …
+   FOR UPDATE SKIP LOCKED`` on Postgres; a conditional ``UPDATE … RETURNING`` under SQLite's write lock),
+   checking the budget atomically: the worst-case cost (hourly price × max wall time) is reserved against the
+   budgets (``Run.reserved``), or the run fails with "budget exhausted";
 2. **start** claimed runs on the backend with an idempotency key and a run-scoped token;
-3. **watch** active runs: cancel on request, enforce the max wall time, fail or retry runs whose heartbeat
-   stopped or whose process ended without reporting, record costs;
-4. **reap** orphans: backend resources that no active run owns are terminated.
+3. **watch** active runs: record what they cost so far (``Run.cost``, the reservation shrinking as the cost
+   accrues); cancel on request; stop them at the max wall time, when idle (no heartbeat, or heartbeats that
+   show no CPU or GPU work) or when their budget is spent; retry runs whose process ended without reporting;
+   requeue runs whose interruptible pod was preempted (they resume from their last checkpoint);
+4. **settle** runs that ended: their compute is terminated and its final cost recorded, the reservation released;
+5. **reap** orphans: backend resources that no active run owns are terminated.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,10 +30,12 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradelab.compute.base import ComputeBackend, ComputeSpec, ComputeState, Handle
+from tradelab.compute.base import ComputeBackend, ComputeError, ComputeSpec, ComputeState, Handle
+from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import is_sqlite, session_factory, transaction
 from tradelab.server.models import Event, Experiment, Run, RunState, Token, utcnow
 from tradelab.server.security import issue_token
+from tradelab.settings import get_settings
 
 logger = logging.getLogger(__name__)
 _ACTIVE = (RunState.STARTING, RunState.RUNNING)
@@ -47,7 +50,13 @@ class WorkerConfig:
     :param api_url: the API the runs report to.
     :param concurrency: most runs active at once.
     :param heartbeat_timeout_s: an active run silent this long is stopped (and retried if it has attempts left).
-    :param start_grace_s: how long a starting run may take to send its first heartbeat.
+    :param start_grace_s: how long a starting run may take to send its first heartbeat (a pod pulls its image).
+    :param idle_timeout_s: a running run whose heartbeats show no CPU or GPU work this long is stopped.
+    :param max_preemptions: how often a run may lose its interruptible pod and resume elsewhere.
+    :param storage_url: where runs write their artifact folders (``<storage_url>/runs/run-<id>``);
+        ``file://<home>/artifacts`` when None.
+    :param data_url: where pods pull their datasets from (``tradelab data push`` puts them there); None when the
+        runs see the worker's own store.
     :param env: extra environment for the runs (e.g. ``TRADELAB_HOME``); never a secret of the lab.
     """
 
@@ -55,6 +64,10 @@ class WorkerConfig:
     concurrency: int = 2
     heartbeat_timeout_s: float = 120.0
     start_grace_s: float = 300.0
+    idle_timeout_s: float = 900.0
+    max_preemptions: int = 5
+    storage_url: str | None = None
+    data_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,9 +96,10 @@ class Reconciler:
         self.config = config or WorkerConfig()
 
     def tick(self) -> TickReport:
-        """One pass of claim, start, watch and reap."""
+        """One pass of watch, settle, claim, start and reap."""
         report = TickReport()
         self._watch(report)
+        self._settle()
         self._claim(report)
         self._start(report)
         self._reap(report)
@@ -107,13 +121,16 @@ class Reconciler:
                 logger.warning(
                     "database unavailable, retrying", extra={"retry_in_s": backoff, "error": str(error)[:200]}
                 )
+            except ComputeError as error:  # the backend is unreachable: nothing changed, try again next tick
+                backoff = min(backoff * 2, 30.0)
+                logger.warning("compute backend unavailable, retrying", extra={"error": str(error)[:200]})
             stop.wait(backoff)
 
     # 1. claim
     def _claim(self, report: TickReport) -> None:
         while True:
             with transaction(self.sessions) as session:
-                active = session.query(Run).filter(Run.state.in_(_ACTIVE)).count()
+                active = session.query(Run).filter(Run.state.in_(_ACTIVE), Run.backend == self.backend.name).count()
                 if active >= self.config.concurrency:
                     return
                 run = self._claim_one(session)
@@ -128,13 +145,15 @@ class Reconciler:
             row = session.execute(
                 text(
                     "UPDATE runs SET state = 'starting', attempts = attempts + 1 WHERE id = ("
-                    "SELECT id FROM runs WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1"
+                    "SELECT id FROM runs WHERE state = 'queued' AND backend = :backend ORDER BY queued_at, id LIMIT 1"
                     ") AND state = 'queued' RETURNING id"
-                )
+                ),
+                {"backend": self.backend.name},
             ).first()
             run = session.get(Run, row[0], populate_existing=True) if row else None
         else:
-            query = select(Run).where(Run.state == RunState.QUEUED).order_by(Run.queued_at, Run.id).limit(1)
+            queued = (Run.state == RunState.QUEUED) & (Run.backend == self.backend.name)
+            query = select(Run).where(queued).order_by(Run.queued_at, Run.id).limit(1)
             run = session.scalar(query.with_for_update(skip_locked=True))
             if run is not None:
                 run.state, run.attempts = RunState.STARTING, run.attempts + 1
@@ -145,17 +164,25 @@ class Reconciler:
         return run
 
     def _reserve_or_refuse(self, session: Session, run: Run) -> None:
-        """Reserve the run's worst-case cost against the budgets, or fail it when they cannot cover it."""
-        from tradelab.server.budgets import remaining_budget  # the budgets module owns the spend arithmetic
-
+        """Reserve the run's worst-case cost against the budgets, or fail it when they (or its own cap) cannot
+        cover it."""
         if not is_sqlite(self.engine):  # serialise claimers on the budget rows (SQLite's write lock already does)
             session.execute(text("SELECT id FROM budgets FOR UPDATE"))
-        worst = self.backend.hourly_price * self._max_wall_time(session, run) / 3600.0
+        worst = self._worst_case(session, run)
         remaining = remaining_budget(session, run.experiment_id)
-        if remaining is not None and worst > remaining + 1e-9:
+        if run.max_cost is not None and run.cost + worst > run.max_cost + 1e-9:
+            error = (
+                f"budget exhausted: an attempt may cost up to {worst:.2f}, over the run's max cost {run.max_cost:.2f}"
+            )
+            self._end(session, run, RunState.FAILED, error)
+        elif remaining is not None and worst > remaining + 1e-9:
             self._end(session, run, RunState.FAILED, f"budget exhausted: needs up to {worst:.2f}, {remaining:.2f} left")
-            return
-        run.cost = worst
+        else:
+            run.reserved, run.attempt_cost = worst, 0.0
+
+    def _worst_case(self, session: Session, run: Run) -> float:
+        """What one attempt of ``run`` may cost: the backend's hourly price × the max wall time."""
+        return self.backend.price_per_hour(run.gpu_type) * self._max_wall_time(session, run) / 3600.0
 
     def _max_wall_time(self, session: Session, run: Run) -> float:
         if run.max_wall_time_s is not None:
@@ -170,78 +197,169 @@ class Reconciler:
             pending = session.scalars(select(Run).where(Run.state == RunState.STARTING, Run.compute_id.is_(None))).all()
             jobs = [(run.id, run.idempotency_key, self._spec(session, run)) for run in pending]
         for run_id, key, spec in jobs:
-            handle = self.backend.start(run_id, spec, key)  # idempotent: a retried start returns the same process
+            try:
+                handle = self.backend.start(run_id, spec, key)  # idempotent: a retried start returns the same one
+            except ComputeError as error:
+                self._start_failed(run_id, error, report)
+                continue
             with transaction(self.sessions) as session:
                 run = session.get(Run, run_id)
                 if run is not None and run.state == RunState.STARTING:
-                    run.compute_id, run.backend = handle.resource_id, handle.backend
+                    run.compute_id = handle.resource_id
                     report.started.append(run_id)
+                else:  # cancelled or ended meanwhile: the next reap stops what was started
+                    logger.info("run ended while starting", extra={"run_id": run_id})
+
+    def _start_failed(self, run_id: int, error: ComputeError, report: TickReport) -> None:
+        """A refused start fails the attempt; a transient one is retried next tick, until the start grace ends."""
+        with transaction(self.sessions) as session:
+            run = session.get(Run, run_id)
+            if run is None or run.state != RunState.STARTING:
+                return
+            waited = utcnow() - (_aware(run.started_at) or utcnow())
+            if error.transient and waited < timedelta(seconds=self.config.start_grace_s):
+                logger.warning("start failed, retrying next tick", extra={"run_id": run_id, "error": str(error)})
+                return
+            run.reserved = 0.0
+            self._retry_or_end(session, run, RunState.FAILED, f"could not start: {error}")
+            report.ended[run.id] = run.state
 
     def _spec(self, session: Session, run: Run) -> ComputeSpec:
-        """The agent command, with the run's config and a fresh run-scoped token in its environment."""
+        """The run agent's command; its environment holds the API, a fresh run-scoped token and the run's folder.
+
+        The agent reads its config from the API: RunPod's API takes env values only without quotes.
+        """
         for token in session.scalars(select(Token).where(Token.run_id == run.id, Token.revoked_at.is_(None))):
             token.revoked_at = utcnow()  # one live token per run: the current attempt's
         secret = issue_token(session, f"run {run.id} attempt {run.attempts}", role="run", run_id=run.id)
-        experiment = session.get(Experiment, run.experiment_id)
-        assert experiment is not None
+        storage = self.config.storage_url or (get_settings().home / "artifacts").as_uri()
         env = {
             **self.config.env,
             "TRADELAB_API_URL": self.config.api_url,
             "TRADELAB_RUN_TOKEN": secret,
-            "TRADELAB_RUN_CONFIG": json.dumps(experiment.config),
+            "TRADELAB_RUN_URL": f"{storage.rstrip('/')}/runs/run-{run.id}",
         }
-        command = [sys.executable, "-m", "tradelab.cli", "agent", "--run-id", str(run.id), "--seed", str(run.seed)]
-        return ComputeSpec(command, env, self._max_wall_time(session, run))
+        if self.config.data_url:
+            env["TRADELAB_DATA_URL"] = self.config.data_url
+        command = ["tradelab", "worker", "run", "--run-id", str(run.id), "--seed", str(run.seed)]
+        return ComputeSpec(command, env, self._max_wall_time(session, run), run.gpu_type)
 
     # 3. watch
     def _watch(self, report: TickReport) -> None:
         now = utcnow()
         with transaction(self.sessions) as session:
-            active = session.scalars(select(Run).where(Run.state.in_(_ACTIVE), Run.compute_id.is_not(None))).all()
+            active = session.scalars(
+                select(Run).where(Run.state.in_(_ACTIVE), Run.backend == self.backend.name, Run.compute_id.is_not(None))
+            ).all()
             for run in active:
-                outcome = self._verdict(run, now)
-                if outcome is not None:
+                try:
+                    self._accrue(session, run)
+                    outcome = self._verdict(session, run, now)
+                    if outcome is None:
+                        continue
                     state, error = outcome
-                    self.backend.terminate(Handle(run.backend, run.compute_id))  # type: ignore[arg-type]
+                    self._stop(session, run)
+                except ComputeError as error:  # this run's pod could not be read or stopped: try again next tick
+                    logger.warning("compute call failed", extra={"run_id": run.id, "error": str(error)[:200]})
+                    continue
+                if state == RunState.QUEUED:
+                    self._requeue_preempted(session, run, error)
+                else:
                     self._retry_or_end(session, run, state, error)
-                    report.ended[run.id] = run.state
+                report.ended[run.id] = run.state
 
-    def _verdict(self, run: Run, now: datetime) -> tuple[RunState, str | None] | None:
-        """Why an active run must stop now (its final state and error), or None to let it go on."""
-        handle = Handle(run.backend, run.compute_id)  # type: ignore[arg-type]
+    def _accrue(self, session: Session, run: Run) -> None:
+        """Record what the active attempt has cost so far; its reservation shrinks by as much."""
+        cost = self.backend.cost_so_far(Handle(self.backend.name, run.compute_id))  # type: ignore[arg-type]
+        if cost > run.attempt_cost:
+            run.cost += cost - run.attempt_cost
+            run.reserved = max(run.reserved - (cost - run.attempt_cost), 0.0)
+            run.attempt_cost = cost
+
+    def _stop(self, session: Session, run: Run) -> None:
+        """Terminate the run's compute and settle what its attempt cost."""
+        self.backend.terminate(Handle(self.backend.name, run.compute_id))  # type: ignore[arg-type]
+        self._accrue(session, run)
+        run.reserved = 0.0
+
+    def _verdict(self, session: Session, run: Run, now: datetime) -> tuple[RunState, str | None] | None:
+        """Why an active run must stop now (its next state and error), or None to let it go on."""
+        handle = Handle(self.backend.name, run.compute_id)  # type: ignore[arg-type]
         if run.cancel_requested:
             return RunState.CANCELLED, "cancelled on request"
         started = _aware(run.started_at) or now
         if run.max_wall_time_s is not None and now - started > timedelta(seconds=run.max_wall_time_s):
             return RunState.FAILED, f"max wall time of {run.max_wall_time_s:.0f} s exceeded"
+        if run.max_cost is not None and run.cost >= run.max_cost:
+            return RunState.FAILED, f"budget exhausted: it cost {run.cost:.2f} of its max cost {run.max_cost:.2f}"
+        remaining = remaining_budget(session, run.experiment_id)
+        if remaining is not None and remaining < -1e-9:  # a cap was lowered under what is committed
+            return RunState.FAILED, f"budget exhausted: the cap is {-remaining:.2f} under what runs committed"
         state = self.backend.status(handle)
+        if state == ComputeState.PREEMPTED:
+            return RunState.QUEUED, f"attempt {run.attempts}: its interruptible pod was preempted"
         if state in (ComputeState.SUCCEEDED, ComputeState.FAILED, ComputeState.GONE):
             tail = "\n".join(self.backend.logs(handle, 20))
-            return RunState.FAILED, f"its process ended ({state}) without reporting a result:\n{tail}"
+            return RunState.FAILED, f"its process ended ({state}) without reporting a result:\n{tail}".rstrip()
         limit = self.config.start_grace_s if run.state == RunState.STARTING else self.config.heartbeat_timeout_s
         last = _aware(run.heartbeat_at) or started
         if now - last > timedelta(seconds=limit):
             return RunState.FAILED, f"no heartbeat for {(now - last).total_seconds():.0f} s"
+        busy = _aware(run.active_at)
+        if (
+            run.state == RunState.RUNNING
+            and busy is not None
+            and now - busy > timedelta(seconds=self.config.idle_timeout_s)
+        ):
+            return RunState.FAILED, f"idle: no CPU or GPU work for {(now - busy).total_seconds():.0f} s"
         return None
+
+    def _requeue_preempted(self, session: Session, run: Run, error: str | None) -> None:
+        """Queue a preempted run again (a free attempt, up to ``max_preemptions``): it resumes from its checkpoint."""
+        if run.preemptions >= self.config.max_preemptions:
+            self._end(session, run, RunState.FAILED, f"{error}; preempted {run.preemptions + 1} times, giving up")
+            return
+        run.preemptions += 1
+        run.max_attempts += 1  # a preemption does not use up one of the run's attempts
+        self._requeue(session, run, f"{error}; queued again to resume from its last checkpoint")
 
     def _retry_or_end(self, session: Session, run: Run, state: RunState, error: str | None) -> None:
         if state == RunState.FAILED and run.attempts < run.max_attempts:
-            previous = run.state
-            run.state, run.compute_id, run.error = RunState.QUEUED, None, f"attempt {run.attempts} failed: {error}"
-            _event(session, run, previous)
+            self._requeue(session, run, f"attempt {run.attempts} failed: {error}")
             return
         self._end(session, run, state, error)
 
+    def _requeue(self, session: Session, run: Run, error: str) -> None:
+        previous = run.state
+        run.state, run.compute_id, run.error, run.active_at = RunState.QUEUED, None, error, None
+        run.reserved, run.attempt_cost = 0.0, 0.0
+        _event(session, run, previous)
+
     def _end(self, session: Session, run: Run, state: RunState, error: str | None) -> None:
         previous = run.state
-        if run.compute_id is not None:
-            run.cost = self.backend.cost_so_far(Handle(run.backend, run.compute_id))
-        elif state == RunState.FAILED:
-            run.cost = 0.0  # never started: release the reservation
+        run.reserved = 0.0 if run.compute_id is None else run.reserved  # started ones are settled by _settle
         run.state, run.error, run.ended_at = state, error, utcnow()
         _event(session, run, previous)
 
-    # 4. reap
+    # 4. settle
+    def _settle(self) -> None:
+        """Runs that ended (by their own report, or here) with compute still accounted: stop it, record its cost."""
+        with transaction(self.sessions) as session:
+            ended = session.scalars(
+                select(Run).where(
+                    Run.state.not_in((*_ACTIVE, RunState.QUEUED)),
+                    Run.backend == self.backend.name,
+                    Run.reserved > 0,
+                    Run.compute_id.is_not(None),
+                )
+            ).all()
+            for run in ended:
+                try:
+                    self._stop(session, run)
+                except ComputeError as error:
+                    logger.warning("could not settle a run", extra={"run_id": run.id, "error": str(error)[:200]})
+
+    # 5. reap
     def _reap(self, report: TickReport) -> None:
         owned = self.backend.list_owned()
         if not owned:
@@ -259,9 +377,6 @@ class Reconciler:
                 if not (active or finishing):
                     self.backend.terminate(resource.handle)
                     report.reaped.append(resource.handle.resource_id)
-            for run in runs.values():  # final runs: record what their compute cost
-                if RunState(run.state).final and run.compute_id is not None:
-                    run.cost = self.backend.cost_so_far(Handle(run.backend, run.compute_id))
 
 
 def _event(session: Session, run: Run, previous: str) -> None:

@@ -1,4 +1,4 @@
-"""``/compute/backends``: where runs can execute (local now; RunPod joins :data:`BACKENDS` later)."""
+"""``/compute/backends``: where runs can execute (this machine, or RunPod GPU pods)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from tradelab.server.deps import require_admin
+from tradelab.settings import get_settings
 
 router = APIRouter(prefix="/compute", tags=["compute"], dependencies=[Depends(require_admin)])
 
@@ -25,6 +26,11 @@ class Backend:
 #: Every compute backend, by name.
 BACKENDS: dict[str, Backend] = {
     "local": Backend("local", "this machine: runs execute in worker subprocesses", lambda: True),
+    "runpod": Backend(
+        "runpod",
+        "RunPod GPU pods (a worker started with --backend runpod launches them; needs TRADELAB_RUNPOD_API_KEY)",
+        lambda: get_settings().runpod_api_key is not None,
+    ),
 }
 
 

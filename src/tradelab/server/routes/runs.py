@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunLog, RunState, utcnow
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
+from tradelab.server.routes.compute import BACKENDS
 
 router = APIRouter(tags=["runs"])
 
@@ -30,10 +31,13 @@ REPORTED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 
 
 class RunCreate(BaseModel):
-    """A run to queue: the seed defaults to the experiment's first."""
+    """A run to queue: the seed defaults to the experiment's first; ``backend`` names where it executes."""
 
     seed: int | None = Field(None, ge=0, le=MAX_ID)
     max_wall_time_s: float | None = Field(None, gt=0)
+    backend: str = Field("local", max_length=32, description="a compute backend (GET /api/compute/backends)")
+    gpu_type: str | None = Field(None, max_length=64, description="the backend's GPU type id; its default when null")
+    max_cost: float | None = Field(None, gt=0, description="the most the run may cost, every attempt included")
 
 
 class RunPublic(BaseModel):
@@ -52,12 +56,17 @@ class RunPublic(BaseModel):
     compute_id: str | None
     cancel_requested: bool
     max_wall_time_s: float | None
+    gpu_type: str | None
+    max_cost: float | None
     cost: float
+    reserved: float
+    preemptions: int
     artifact_url: str | None
     error: str | None
     queued_at: UtcDatetime
     started_at: UtcDatetime | None
     heartbeat_at: UtcDatetime | None
+    active_at: UtcDatetime | None
     ended_at: UtcDatetime | None
 
 
@@ -74,6 +83,19 @@ class RunStatusUpdate(BaseModel):
     state: Literal[RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED]
     error: str | None = None
     artifact_url: str | None = None
+
+
+class Heartbeat(BaseModel):
+    """A run's sign of life: whether it did work (CPU or GPU) since its previous heartbeat."""
+
+    busy: bool = True
+
+
+class RunSpec(BaseModel):
+    """What a run executes: its experiment's config and its seed."""
+
+    config: dict[str, Any]
+    seed: int
 
 
 class RunLogsCreate(BaseModel):
@@ -139,8 +161,20 @@ def create_run(experiment_id: Id, body: RunCreate, session: SessionDep, _admin: 
     experiment = session.get(Experiment, experiment_id)
     if experiment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
+    if body.backend not in BACKENDS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"backend: unknown {body.backend!r}, one of {sorted(BACKENDS)}"
+        )
     seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
-    run = Run(experiment_id=experiment_id, seed=seed, max_wall_time_s=body.max_wall_time_s, state=RunState.QUEUED)
+    run = Run(
+        experiment_id=experiment_id,
+        seed=seed,
+        max_wall_time_s=body.max_wall_time_s,
+        backend=body.backend,
+        gpu_type=body.gpu_type,
+        max_cost=body.max_cost,
+        state=RunState.QUEUED,
+    )
     session.add(run)
     session.flush()
     session.add(Event(kind="run_state", run_id=run.id, payload={"state": RunState.QUEUED.value, "previous": None}))
@@ -193,8 +227,8 @@ def cancel_run(run_id: Id, session: SessionDep, _admin: AdminDep) -> Run:
 
 
 @router.post("/runs/{run_id}/heartbeat", response_model=RunPublic, responses=_CONFLICT)
-def heartbeat(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> Run:
-    """Record that the run is alive; the answer tells it whether it was asked to cancel.
+def heartbeat(run_id: Id, session: SessionDep, _writer: RunWriterDep, body: Heartbeat | None = None) -> Run:
+    """Record that the run is alive (and working, when ``busy``); the answer tells it whether to cancel.
 
     :raises HTTPException: 409 when the run is final.
     """
@@ -202,7 +236,18 @@ def heartbeat(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> Run:
     if RunState(run.state).final:
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is already {run.state}")
     run.heartbeat_at = utcnow()
+    if body is None or body.busy or run.active_at is None:
+        run.active_at = run.heartbeat_at
     return run
+
+
+@router.get("/runs/{run_id}/spec", response_model=RunSpec, responses=RUN_NOT_FOUND)
+def read_spec(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> RunSpec:
+    """What the run executes (read by its agent with the run's own token)."""
+    run = get_run(session, run_id)
+    experiment = session.get(Experiment, run.experiment_id)
+    assert experiment is not None  # runs are deleted with their experiment
+    return RunSpec(config=experiment.config, seed=run.seed)
 
 
 @router.post("/runs/{run_id}/status", response_model=RunPublic, responses=_CONFLICT)
