@@ -8,7 +8,7 @@ export TRADELAB_DEMO_HOME := $(DEMO_HOME)
 # make demo SERVE=0 stops once the demo run has finished (for tests and scripts)
 SERVE ?= 1
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench lock clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ bench: setup
 	$(PY) bench/bench_env.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_api.py
+
+# Re-pin requirements.lock (the Docker image's full runtime closure) from requirements.txt in a fresh venv.
+lock:
+	bash scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache

@@ -146,6 +146,9 @@ class Run(Base):
     gpu_type: Mapped[str | None] = mapped_column(String(64))
     #: The most the run may cost (its worst case is checked against it before every start).
     max_cost: Mapped[float | None] = mapped_column(Float)
+    #: The worker that may start the claimed run (another takes over once ``start_lease_at`` is stale).
+    start_lease: Mapped[str | None] = mapped_column(String(64))
+    start_lease_at: Mapped[datetime | None]
     artifact_url: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,6 +55,8 @@ class WorkerConfig:
     :param start_grace_s: how long a starting run may take to send its first heartbeat (a pod pulls its image).
     :param idle_timeout_s: a running run whose heartbeats show no CPU or GPU work this long is stopped.
     :param max_preemptions: how often a run may lose its interruptible pod and resume elsewhere.
+    :param adopt_after_s: a run claimed by another worker and still not started after this long is taken over
+        (that worker died between the claim and the start; longer than a start with all its retries).
     :param storage_url: where runs write their artifact folders (``<storage_url>/runs/run-<id>``);
         ``file://<home>/artifacts`` when None.
     :param data_url: where pods pull their datasets from (``tradelab data push`` puts them there); None when the
@@ -66,6 +70,7 @@ class WorkerConfig:
     start_grace_s: float = 300.0
     idle_timeout_s: float = 900.0
     max_preemptions: int = 5
+    adopt_after_s: float = 120.0
     storage_url: str | None = None
     data_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -94,6 +99,8 @@ class Reconciler:
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.backend = backend
         self.config = config or WorkerConfig()
+        #: This reconciler's name on the start leases of the runs it claims.
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"[-64:]
 
     def tick(self) -> TickReport:
         """One pass of watch, settle, claim, start and reap."""
@@ -159,7 +166,8 @@ class Reconciler:
                 run.state, run.attempts = RunState.STARTING, run.attempts + 1
         if run is not None:
             run.idempotency_key = f"run{run.id}-a{run.attempts}"
-            run.started_at = run.heartbeat_at = utcnow()
+            run.started_at = run.heartbeat_at = run.start_lease_at = utcnow()
+            run.start_lease = self.id
             _event(session, run, RunState.QUEUED)
         return run
 
@@ -193,9 +201,24 @@ class Reconciler:
 
     # 2. start
     def _start(self, report: TickReport) -> None:
+        """Start the claimed runs this reconciler holds the lease of, or whose lease went stale (taken atomically)."""
+        now = utcnow()
+        startable = (
+            (Run.state == RunState.STARTING)
+            & Run.compute_id.is_(None)
+            & (Run.backend == self.backend.name)
+            & or_(Run.start_lease == self.id, Run.start_lease.is_(None), Run.start_lease_at < now - self._adopt_after)
+        )
+        jobs = []
         with transaction(self.sessions) as session:
-            pending = session.scalars(select(Run).where(Run.state == RunState.STARTING, Run.compute_id.is_(None))).all()
-            jobs = [(run.id, run.idempotency_key, self._spec(session, run)) for run in pending]
+            for run_id in session.scalars(select(Run.id).where(startable)).all():
+                lease = (
+                    update(Run).where(startable & (Run.id == run_id)).values(start_lease=self.id, start_lease_at=now)
+                )
+                if session.execute(lease).rowcount == 1:  # type: ignore[attr-defined]  # another worker may have won
+                    run = session.get(Run, run_id, populate_existing=True)
+                    assert run is not None
+                    jobs.append((run.id, run.idempotency_key, self._spec(session, run)))
         for run_id, key, spec in jobs:
             try:
                 handle = self.backend.start(run_id, spec, key)  # idempotent: a retried start returns the same one
@@ -209,6 +232,10 @@ class Reconciler:
                     report.started.append(run_id)
                 else:  # cancelled or ended meanwhile: the next reap stops what was started
                     logger.info("run ended while starting", extra={"run_id": run_id})
+
+    @property
+    def _adopt_after(self) -> timedelta:
+        return timedelta(seconds=self.config.adopt_after_s)
 
     def _start_failed(self, run_id: int, error: ComputeError, report: TickReport) -> None:
         """A refused start fails the attempt; a transient one is retried next tick, until the start grace ends."""

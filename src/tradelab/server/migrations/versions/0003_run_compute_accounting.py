@@ -5,7 +5,9 @@
 - ``attempt_cost``: what the active attempt has cost so far (``cost`` holds every attempt's);
 - ``active_at``: the last heartbeat that showed work (CPU or GPU busy), for the idle timeout;
 - ``preemptions``: how often an interruptible pod of the run was taken away (those attempts are free retries);
-- ``gpu_type`` and ``max_cost``: what the run was launched on and the most it may cost.
+- ``gpu_type`` and ``max_cost``: what the run was launched on and the most it may cost;
+- ``start_lease`` and ``start_lease_at``: which worker may start the claimed run, and since when (a worker
+  that died before starting it is taken over once the lease is stale, by one worker only).
 
 Revision ID: 0003
 Revises: 0002
@@ -31,9 +33,20 @@ def upgrade() -> None:
         batch.add_column(sa.Column("preemptions", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("gpu_type", sa.String(64), nullable=True))
         batch.add_column(sa.Column("max_cost", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("start_lease", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("start_lease_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("runs") as batch:
-        for column in ("max_cost", "gpu_type", "preemptions", "active_at", "attempt_cost", "reserved"):
+        for column in (
+            "start_lease_at",
+            "start_lease",
+            "max_cost",
+            "gpu_type",
+            "preemptions",
+            "active_at",
+            "attempt_cost",
+            "reserved",
+        ):
             batch.drop_column(column)
