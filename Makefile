@@ -7,6 +7,8 @@ DEMO_HOME ?= $(CURDIR)/.tradelab-demo
 export TRADELAB_DEMO_HOME := $(DEMO_HOME)
 # make demo SERVE=0 stops once the demo run has finished (for tests and scripts)
 SERVE ?= 1
+# make demo BACKEND=runpod-fake trains on a "pod" of the in-repo fake RunPod instead of a local process
+BACKEND ?= local
 
 .PHONY: setup demo test lint bench lock clean
 
@@ -21,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	SERVE=$(SERVE) bash scripts/demo.sh
+	SERVE=$(SERVE) BACKEND=$(BACKEND) bash scripts/demo.sh
 
 test: setup
 	$(VENV)/bin/ruff check .

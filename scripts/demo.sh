@@ -35,23 +35,46 @@ step "7. The trading env: Gymnasium's checker, then one week-long episode of an 
 # (the checker's notes about the unbounded observation Box are silenced here)
 PYTHONWARNINGS=ignore::UserWarning tl env check examples/env/synth-btc.json --policy sma
 
-step "8. Train a PPO agent on the native vectorized env, select it on validation, test it beside the baselines"
-tl run examples/configs/ppo-btc-1m.yaml --out "$TRADELAB_HOME/runs" --set total_timesteps=150000
+backend="${BACKEND:-local}"
+if [ "$backend" = "local" ]; then
+  step "8. Train a PPO agent on the native vectorized env, select it on validation, test it beside the baselines"
+  tl run examples/configs/ppo-btc-1m.yaml --out "$TRADELAB_HOME/runs" --set total_timesteps=150000
+else
+  step "8. (training runs on a RunPod pod in step 10)"
+fi
 
 step "9. The store"
 tl data list
 tl data info SYNTH-BTC
 
-step "10. The control plane: API + worker on SQLite; the experiment launched and followed through the API alone"
+step "10. The control plane: API + worker ($backend backend) on SQLite; the experiment launched and followed through the API alone"
 token="$(tl init | tail -n 1)"
 port="${DEMO_PORT:-$("${PYTHON_BIN:-.venv/bin/python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 url="http://127.0.0.1:$port"
 # Started directly (not through the tl function), so that $! is the process itself and the trap stops it.
 "${TRADELAB_BIN:-.venv/bin/tradelab}" serve --port "$port" > "$TRADELAB_HOME/serve.log" 2>&1 &
 serve_pid=$!
-"${TRADELAB_BIN:-.venv/bin/tradelab}" worker --api-url "$url" --interval 0.5 > "$TRADELAB_HOME/worker.log" 2>&1 &
+worker_args=(--api-url "$url" --interval 0.5)
+fake_pid=""
+if [ "$backend" = "runpod-fake" ]; then
+  # The fake RunPod API on loopback: the real SDK talks to it, its "pods" run the real `tradelab worker run`
+  # in their own empty home, so they pull the dataset from storage (pushed here) like a real pod would.
+  storage="file://$TRADELAB_HOME/storage"
+  tl data push SYNTH-BTC --to "$storage/data"
+  "${PYTHON_BIN:-.venv/bin/python}" -m tradelab.compute.fake_runpod --root "$TRADELAB_HOME/fake-runpod" \
+      --start-delay 2 > "$TRADELAB_HOME/fake-runpod.log" 2>&1 &
+  fake_pid=$!
+  for _ in $(seq 100); do grep -q "listening on" "$TRADELAB_HOME/fake-runpod.log" 2>/dev/null && break; sleep 0.1; done
+  export RUNPOD_API_BASE_URL; RUNPOD_API_BASE_URL="$(sed -n 's/.*listening on //p' "$TRADELAB_HOME/fake-runpod.log" | head -n 1)"
+  export TRADELAB_RUNPOD_API_KEY="fake-key"
+  echo "fake RunPod at $RUNPOD_API_BASE_URL"
+  worker_args+=(--backend runpod --image tradelab:demo --storage-url "$storage" --data-url "$storage/data")
+elif [ "$backend" != "local" ]; then
+  echo "BACKEND must be local or runpod-fake, not $backend" >&2; exit 2
+fi
+"${TRADELAB_BIN:-.venv/bin/tradelab}" worker "${worker_args[@]}" > "$TRADELAB_HOME/worker.log" 2>&1 &
 worker_pid=$!
-trap 'kill "$serve_pid" "$worker_pid" 2>/dev/null; wait "$serve_pid" "$worker_pid" 2>/dev/null || true' EXIT
+trap 'kill "$serve_pid" "$worker_pid" $fake_pid 2>/dev/null; wait "$serve_pid" "$worker_pid" $fake_pid 2>/dev/null || true' EXIT
 "${PYTHON_BIN:-.venv/bin/python}" - "$url" <<'PY'
 import sys, time, httpx
 for _ in range(150):
@@ -62,7 +85,8 @@ for _ in range(150):
         time.sleep(0.2)
 PY
 echo "admin token (from tradelab init): $token"
-"${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 50000
+"${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 50000 \
+    --backend "${backend%-fake}"
 
 printf '\nDemo data lives in %s. Load it in Python:\n' "$TRADELAB_HOME"
 printf '  TRADELAB_HOME=%s .venv/bin/python -c "import tradelab.data as td; print(td.load(\\"SYNTH-BTC\\", \\"1h\\"))"\n' "$TRADELAB_HOME"

@@ -13,8 +13,9 @@ from tradelab.data.store import Store
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_demo(home: Path) -> subprocess.CompletedProcess[str]:
+def _run_demo(home: Path, backend: str = "local") -> subprocess.CompletedProcess[str]:
     env = {
+        "BACKEND": backend,
         **os.environ,
         "TRADELAB_DEMO_HOME": str(home),
         "TRADELAB_BIN": str(Path(sys.executable).parent / "tradelab"),
@@ -64,12 +65,37 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
     assert store.require("SYNTH-BTC", "1m").content_hash == version
 
 
+def test_demo_on_the_fake_runpod_trains_on_a_pod_and_leaves_nothing_running(tmp_path: Path) -> None:
+    home = tmp_path / "demo-home"
+    demo = _run_demo(home, backend="runpod-fake")
+    assert demo.returncode == 0, demo.stderr + demo.stdout
+    for expected in (
+        "runpod-fake backend",
+        "4 transferred",
+        "fake RunPod at http://127.0.0.1:",
+        "running -> succeeded",
+    ):
+        assert expected in demo.stdout
+    assert "terminated; cost 0.0" in demo.stdout and "report: file://" in demo.stdout
+    assert not (home / "runs").exists()  # no local training: the run trained on the pod
+    (results,) = (home / "storage" / "runs" / "run-1").glob("ppo-btc-1m-*/results.json")
+    assert (home / "fake-runpod" / "pods").is_dir() and results.is_file()
+    deadline = time.monotonic() + 20
+    while _tradelab_processes(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _tradelab_processes(home), "the demo left a process (control plane, fake RunPod or pod) running"
+
+
 def _tradelab_processes(home: Path) -> list[str]:
-    """Command lines of live processes started with ``home`` as their TRADELAB_HOME (Linux /proc)."""
+    """Command lines of live processes started with ``home`` as their TRADELAB_HOME, or living in a fake pod's
+    folder under it (Linux /proc)."""
     found = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if f"TRADELAB_HOME={home}".encode() in environ.read_bytes().split(b"\0"):
+            variables = environ.read_bytes().split(b"\0")
+            if f"TRADELAB_HOME={home}".encode() in variables or any(
+                v.startswith(f"HOME={home}/".encode()) for v in variables
+            ):
                 found.append((environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
         except OSError:
             continue
