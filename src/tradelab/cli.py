@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tradelab import __version__
+from tradelab.compute.cli import serverless
 from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
 from tradelab.experiments.cli import ensemble, evaluate, run
@@ -26,6 +27,7 @@ app.command()(sweep)
 app.command()(init)
 app.command()(serve)
 app.add_typer(worker_app, name="worker")
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serverless)
 app.add_typer(db_app, name="db")
 app.command()(evaluate)
 app.command()(ensemble)

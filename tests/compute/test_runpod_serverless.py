@@ -76,11 +76,12 @@ LOCAL_JOBS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="module")
 def local_runs(lab: Lab, server: str) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Each of :data:`LOCAL_JOBS` run by ``python -m ... --test_input`` (while the API server starts)."""
+    """Each of :data:`LOCAL_JOBS` run by ``tradelab serverless --test_input`` (while the API server starts)."""
     jobs = LOCAL_JOBS | {"features": LOCAL_JOBS["features"] | {"out_url": str(lab.home / "features" / "syn.parquet")}}
 
     def run(job_input: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", MODULE, "--test_input", json.dumps({"input": job_input})]
+        # through `tradelab serverless`, the endpoint's start command in the image
+        command = [sys.executable, "-m", "tradelab.cli", "serverless", "--test_input", json.dumps({"input": job_input})]
         return subprocess.run(command, cwd=ROOT, env=lab.env, capture_output=True, text=True, timeout=180, check=False)
 
     with ThreadPoolExecutor(len(LOCAL_JOBS)) as pool:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tradelab.cli import app
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "infra" / "docker" / "Dockerfile"
 BUILD_SH = REPO / "infra" / "docker" / "build.sh"
@@ -477,9 +479,9 @@ def test_runpod_files_match_the_image_contract() -> None:
     for env in (pod["env"], serverless["template"]["env"]):
         assert {"TRADELAB_API_URL", "TRADELAB_STORAGE_URL"} <= env.keys()
         assert "TRADELAB_RUN_TOKEN" not in env and "TRADELAB_RUNPOD_API_KEY" not in env
-    # Serverless: the handler replaces the entrypoint (RunPod's JSON form of dockerArgs).
-    start = json.loads(serverless["template"]["dockerArgs"])
-    assert start["entrypoint"] == ["python", "-m", "tradelab.compute.runpod_serverless"]
+    # Serverless: the workers run `tradelab serverless`, a command of the image's CLI.
+    assert serverless["template"]["dockerArgs"] == "serverless"
+    assert "serverless" in {command.name or command.callback.__name__ for command in app.registered_commands}
     assert serverless["template"]["isServerless"] is True
     endpoint = serverless["endpoint"]
     assert endpoint["workersMin"] == 0 < endpoint["workersMax"]
