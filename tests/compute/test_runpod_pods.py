@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tradelab.cli import app
 from tradelab.compute.base import ComputeError, ComputeSpec, ComputeState
 from tradelab.compute.fake_runpod import FakeRunPod
 from tradelab.compute.runpod_pods import RunPodBackend, RunPodConfig
+from tradelab.settings import get_settings
 
 GPU = "NVIDIA GeForce RTX 4090"  # secure 0.69/h, community 0.34/h, minimum bid 0.20/h
 #: The "image": its entrypoint sleeps for $STUB_SECONDS whatever the start command (``worker run ...``) says.
@@ -122,3 +125,24 @@ def test_a_pod_whose_container_ended_is_failed_and_other_labs_pods_are_not_owned
     theirs.start(9, SPEC, "run9-a1")
     fake.wait_for(lambda: mine.status(handle) == ComputeState.FAILED, timeout=10)
     assert [o.run_id for o in mine.list_owned()] == [7] and [o.run_id for o in theirs.list_owned()] == [9]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--backend", "gpu-cloud"], "unknown backend 'gpu-cloud'"),
+        (["--backend", "runpod", "--image", "lab:1"], "set TRADELAB_RUNPOD_API_KEY"),
+        (["--backend", "runpod"], "name the lab's image"),
+        (["--backend", "runpod", "--image", "lab:1", "--pod-env", "NOEQUALS"], "'NOEQUALS' is not KEY=VALUE"),
+    ],
+)
+def test_the_worker_refuses_a_backend_it_cannot_use(
+    args: list[str], error: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "--image" not in args or "--pod-env" in args:
+        monkeypatch.setenv("TRADELAB_RUNPOD_API_KEY", "rp-key")
+    else:
+        monkeypatch.delenv("TRADELAB_RUNPOD_API_KEY", raising=False)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["worker", *args])
+    assert result.exit_code == 2 and error in " ".join(result.output.split()), result.output

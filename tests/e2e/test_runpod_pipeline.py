@@ -89,8 +89,8 @@ def lab(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
     token = cli.invoke(app, ["init"]).output.strip().splitlines()[-1]
     pushed = cli.invoke(app, ["data", "push", "SYN", "--to", (storage / "data").as_uri()])
     assert pushed.exit_code == 0, pushed.output
-    # the image holds the tool plugins; a pod's home is its own empty container disk
-    image_env = {"TRADELAB_TOOLS_DIR": str(tools.parent), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    # a pod's home is its own empty container disk; the plugin's folder reaches it through --pod-env
+    image_env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     spot = request.node.get_closest_marker("spot") is not None
     with FakeRunPod(tmp_path / "runpod", start_delay_s=0.5, base_env=image_env) as fake:
         url = f"http://127.0.0.1:{_free_port()}"
@@ -104,6 +104,7 @@ def lab(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         command = [sys.executable, "-m", "tradelab.cli"]
         worker_args = ["worker", "--backend", "runpod", "--api-url", url, "--interval", "0.3", "--image", "lab:test"]
         worker_args += ["--storage-url", storage.as_uri(), "--data-url", (storage / "data").as_uri()]
+        worker_args += ["--pod-env", f"TRADELAB_TOOLS_DIR={tools.parent}"]  # where the pods find the plugin
         if spot:
             worker_args += ["--interruptible", "--cloud-type", "COMMUNITY", "--bid", "0.25"]
         serve = subprocess.Popen([*command, "serve", "--port", url.rsplit(":", 1)[1]], cwd=ROOT, env=env)

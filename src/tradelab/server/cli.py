@@ -107,6 +107,10 @@ def worker(
     cloud_type: Annotated[str, typer.Option(help="RunPod: SECURE, COMMUNITY or ALL.")] = "SECURE",
     interruptible: Annotated[bool, typer.Option(help="RunPod: rent spot pods (runs resume when preempted).")] = False,
     bid: Annotated[float | None, typer.Option(help="RunPod: spot bid per GPU-hour (default: the minimum).")] = None,
+    pod_env: Annotated[
+        list[str] | None,
+        typer.Option(help="RunPod: KEY=VALUE for every pod (e.g. TRADELAB_S3_ENDPOINT_URL); repeatable."),
+    ] = None,
 ) -> None:
     """Run the reconciler: claim queued runs of one backend, start them, watch them, stop idle or over-budget
     runs, reap orphans. ``tradelab worker run`` is what a started run executes."""
@@ -131,12 +135,20 @@ def worker(
         env=worker_env() if backend == "local" else {},
     )
     options = {"image": image, "gpu_type": gpu_type, "cloud_type": cloud_type, "interruptible": interruptible}
+    options["env"] = dict(_pair(item) for item in pod_env or [])
     reconciler = Reconciler(make_engine(), make_backend(backend, {**options, "bid_per_gpu": bid}), config)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     console.print(f"worker: {backend} backend, every {interval} s, up to {concurrency} run(s), reporting to {api_url}")
     reconciler.run_forever(stop, interval)
+
+
+def _pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--pod-env")
+    return key, value
 
 
 def make_backend(name: str, runpod_options: dict[str, Any]) -> ComputeBackend:
