@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,48 @@ def test_every_fault_ends_with_no_pod_running_and_the_run_final(db_url: str, fak
     if fault == "preempt_after_s":
         assert run.preemptions == 2 and "giving up" in (run.error or "") and len(fake.pods()) == 3
     assert run.cost == pytest.approx(billed(fake), abs=max(p.cost_per_hr for p in fake.pods()) / 3600 * 3)
+
+
+def _running(db_url: str, worker: Reconciler, fake: FakeRunPod, run_id: int) -> Run:
+    """Tick until the run's stub agent reported ``running``; the run."""
+    deadline = time.monotonic() + 30
+    while _runs(db_url)[run_id].state != RunState.RUNNING:
+        assert time.monotonic() < deadline, "the pod never reported running"
+        worker.tick()
+        time.sleep(0.2)
+    return _runs(db_url)[run_id]
+
+
+def _update(db_url: str, run_id: int, **values: Any) -> None:
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as session:
+        run = session.get(Run, run_id)
+        for key, value in values.items():
+            setattr(run, key, value)
+    engine.dispose()
+
+
+def test_an_idle_run_is_stopped_and_its_pod_terminated(db_url: str, fake: FakeRunPod) -> None:
+    (run_id,) = queue(db_url)
+    worker = reconciler(db_url, pods={"env": {"STUB_SECONDS": "60"}}, idle_timeout_s=900.0)
+    _running(db_url, worker, fake, run_id)
+    worker.tick()
+    assert _runs(db_url)[run_id].state == RunState.RUNNING  # alive and (recently) busy: left alone
+    # heartbeats keep coming but say "no work" (busy=false leaves active_at behind) for over 15 minutes
+    _update(db_url, run_id, max_attempts=1, active_at=datetime.now(UTC) - timedelta(seconds=1000))
+    run = settle(db_url, worker, fake, run_id)
+    assert run.state == RunState.FAILED and run.error.startswith("idle: no CPU or GPU work for 1000 s")
+    assert fake.pods()[0].terminated and run.cost > 0
+
+
+def test_a_cap_lowered_under_a_running_pod_stops_it(db_url: str, fake: FakeRunPod) -> None:
+    (run_id,) = queue(db_url)
+    worker = reconciler(db_url, pods={"env": {"STUB_SECONDS": "60"}})
+    _running(db_url, worker, fake, run_id)
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as session:
+        session.add(Budget(experiment_id=None, monthly_cap=0.05))  # under the run's reservation of 0.69
+    engine.dispose()
+    run = settle(db_url, worker, fake, run_id)
+    assert run.state == RunState.FAILED and "budget exhausted" in (run.error or "")
+    assert fake.live_pods() == [] and len(fake.pods()) == 1  # the retry was refused by the same cap, before a pod

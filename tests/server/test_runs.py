@@ -151,3 +151,32 @@ def test_logs_are_appended_and_paged_with_a_cursor(client: TestClient) -> None:
     assert client.get(f"/api/runs/{run_id}/logs").json()["count"] == 7
     assert client.post(f"/api/runs/{run_id}/logs", json={"lines": []}).status_code == 422
     assert client.get("/api/runs/999/logs").status_code == 404
+
+
+def test_a_run_is_launched_on_a_backend_with_a_gpu_type_and_a_cost_cap(client: TestClient) -> None:
+    experiment_id = make_experiment(client)
+    body = {"backend": "runpod", "gpu_type": "NVIDIA A40", "max_cost": 2.5}
+    run = client.post(f"/api/experiments/{experiment_id}/runs", json=body).json()
+    assert (run["backend"], run["gpu_type"], run["max_cost"], run["reserved"]) == ("runpod", "NVIDIA A40", 2.5, 0.0)
+    unknown = client.post(f"/api/experiments/{experiment_id}/runs", json={"backend": "gpu-cloud"})
+    assert unknown.status_code == 422 and "backend: unknown 'gpu-cloud'" in unknown.json()["detail"]
+    assert client.post(f"/api/experiments/{experiment_id}/runs", json={"max_cost": 0}).status_code == 422
+
+
+def test_heartbeats_mark_the_run_active_only_when_it_worked_and_its_spec_is_readable_with_its_token(
+    client: TestClient,
+) -> None:
+    experiment_id = make_experiment(client, seeds=[4])
+    run_id = client.post(f"/api/experiments/{experiment_id}/runs", json={}).json()["id"]
+    set_state(client, run_id, RunState.RUNNING)
+    headers = run_token(client, run_id)
+    first = client.post(f"/api/runs/{run_id}/heartbeat", json={"busy": False}, headers=headers).json()
+    assert first["active_at"] == first["heartbeat_at"]  # the first beat starts the idle clock
+    idle = client.post(f"/api/runs/{run_id}/heartbeat", json={"busy": False}, headers=headers).json()
+    assert idle["active_at"] == first["active_at"] and idle["heartbeat_at"] > first["heartbeat_at"]
+    busy = client.post(f"/api/runs/{run_id}/heartbeat", json={"busy": True}, headers=headers).json()
+    assert busy["active_at"] == busy["heartbeat_at"] > first["active_at"]
+    spec = client.get(f"/api/runs/{run_id}/spec", headers=headers).json()
+    assert spec["seed"] == 4 and spec["config"]["seeds"] == [4]
+    other = client.post(f"/api/experiments/{experiment_id}/runs", json={}).json()["id"]
+    assert client.get(f"/api/runs/{other}/spec", headers=headers).status_code == 403  # another run's token
