@@ -112,11 +112,23 @@ def test_an_interruptible_pod_is_bid_for_and_reported_preempted(fake: FakeRunPod
     assert pod.pod_type == "INTERRUPTABLE" and pod.cost_per_hr == 0.25
     fake.wait_for(lambda: pods.status(handle) == ComputeState.RUNNING)
     fake.preempt(handle.resource_id)
-    assert pods.status(handle) == ComputeState.PREEMPTED
+    fake.wait_for(lambda: pods.status(handle) == ComputeState.PREEMPTED, timeout=2)  # within a snapshot's age
     low = backend(interruptible=True, cloud_type="COMMUNITY", bid_per_gpu=0.05)
     with pytest.raises(ComputeError, match="minimum bid") as error:
         low.start(8, SPEC, "run8-a1")
     assert not error.value.transient
+
+
+def test_one_listing_answers_every_pods_status_and_cost_within_a_tick(fake: FakeRunPod) -> None:
+    pods = backend()
+    handles = [pods.start(run, SPEC, f"run{run}-a1") for run in range(1, 6)]
+    fake.wait_for(lambda: all(pods.status(h) == ComputeState.RUNNING for h in handles))
+    fake.calls.clear()
+    for handle in handles:  # what one reconciler tick asks of five active runs
+        pods.cost_so_far(handle)
+        pods.status(handle)
+    pods.list_owned()
+    assert fake.calls["myself"] <= 1 and fake.calls["pod"] == 0
 
 
 def test_a_pod_whose_container_ended_is_failed_and_other_labs_pods_are_not_owned(fake: FakeRunPod) -> None:

@@ -50,6 +50,9 @@ class RunPodConfig:
     :param lab_id: tags the lab's pods, so two labs sharing an account never touch each other's.
     :param retries: attempts per call on transient errors.
     :param backoff_s: first wait between attempts (doubled each time, at most 30 s).
+    :param snapshot_s: how long one listing of the account's pods answers ``status`` and ``cost_so_far``
+        (one API call per reconciler tick instead of two per pod).
+    :param env: extra environment for every pod (e.g. the S3 settings of the lab's storage).
     """
 
     image: str
@@ -65,6 +68,7 @@ class RunPodConfig:
     lab_id: str = "tradelab"
     retries: int = 6
     backoff_s: float = 1.0
+    snapshot_s: float = 0.5
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,6 +91,7 @@ class RunPodBackend(ComputeBackend):
         self.sleep = sleep
         self._prices: dict[str, float] = {}
         self._costs: dict[str, float] = {}  # last cost seen per pod, for pods that are gone
+        self._snapshot: tuple[float, dict[str, dict[str, Any]]] | None = None  # (when, pods by id)
         self._guard = threading.Lock()
 
     # prices
@@ -146,6 +151,7 @@ class RunPodBackend(ComputeBackend):
             return str(pod["id"])
 
         pod_id = self._call(f"create the pod of run {run_id}", create)
+        self._forget_snapshot()
         logger.info("pod started", extra={"run_id": run_id, "pod_id": pod_id, "gpu": gpu, "price_per_hour": price})
         return Handle(self.name, pod_id)
 
@@ -166,10 +172,9 @@ class RunPodBackend(ComputeBackend):
 
     def status(self, handle: Handle) -> ComputeState:
         """From the pod's desired status and runtime (a pod without a runtime is still pulling its image)."""
-        pod = self._call("read a pod", lambda: self.runpod.get_pod(handle.resource_id))
+        pod = self._pod(handle.resource_id)
         if pod is None:
             return ComputeState.GONE
-        self._remember_cost(pod)
         desired = pod.get("desiredStatus")
         if desired == "RUNNING":
             return ComputeState.RUNNING if pod.get("runtime") else ComputeState.PENDING
@@ -191,28 +196,51 @@ class RunPodBackend(ComputeBackend):
             return
         self._remember_cost(pod)
         self._call(f"terminate pod {handle.resource_id}", lambda: self.runpod.terminate_pod(handle.resource_id))
+        self._forget_snapshot()
         logger.info("pod terminated", extra={"pod_id": handle.resource_id, "cost": self._costs[handle.resource_id]})
 
     def list_owned(self) -> list[Owned]:
         """Every pod of this lab (running, pending or exited: they all bill)."""
-        pods = self._call("list pods", self.runpod.get_pods)
         owned = []
-        for pod in pods:
+        for pod in self._pods().values():
             tags = _env(pod.get("env"))
             if tags.get(LAB_TAG) == self.config.lab_id and RUN_TAG in tags and KEY_TAG in tags:
-                self._remember_cost(pod)
                 owned.append(Owned(Handle(self.name, str(pod["id"])), int(tags[RUN_TAG]), tags[KEY_TAG]))
         return owned
 
     def cost_so_far(self, handle: Handle) -> float:
         """The pod's hourly price × its billed uptime; the last value seen once the pod is gone."""
-        pod = self._call("read a pod", lambda: self.runpod.get_pod(handle.resource_id))
-        if pod is not None:
-            self._remember_cost(pod)
+        self._pod(handle.resource_id)
         with self._guard:
             return self._costs.get(handle.resource_id, 0.0)
 
     # helpers
+    def _pods(self) -> dict[str, dict[str, Any]]:
+        """The account's pods by id, listed at most every ``snapshot_s`` seconds."""
+        with self._guard:
+            snapshot = self._snapshot
+        if snapshot is not None and time.monotonic() - snapshot[0] < self.config.snapshot_s:
+            return snapshot[1]
+        pods = {str(pod["id"]): pod for pod in self._call("list pods", self.runpod.get_pods)}
+        for pod in pods.values():
+            self._remember_cost(pod)
+        with self._guard:
+            self._snapshot = (time.monotonic(), pods)
+        return pods
+
+    def _pod(self, pod_id: str) -> dict[str, Any] | None:
+        """Pod ``pod_id`` from the snapshot, else read alone (made after the listing, or gone: None)."""
+        pod = self._pods().get(pod_id)
+        if pod is None:
+            pod = self._call("read a pod", lambda: self.runpod.get_pod(pod_id))
+            if pod is not None:
+                self._remember_cost(pod)
+        return pod
+
+    def _forget_snapshot(self) -> None:
+        with self._guard:
+            self._snapshot = None
+
     def _find(self, idempotency_key: str) -> str | None:
         for pod in self.runpod.get_pods():
             tags = _env(pod.get("env"))
