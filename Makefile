@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/bench_env.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_api.py
+	$(PY) bench/bench_compute.py
 
 # Re-pin requirements.lock (the Docker image's full runtime closure) from requirements.txt in a fresh venv.
 lock:

@@ -9,7 +9,8 @@
    partition), the incremental push and pull (median of 6 each, after an untimed warm-up), time and bytes.
 2. **Reconciler overhead.** 10, then 50 runs active on pods of the fake RunPod (the real ``runpod`` SDK over
    loopback; each pod's container is a process that sleeps): the wall time of one ``Reconciler.tick()`` over a
-   SQLite database, and the RunPod API calls it makes. Nothing else drives cloud pods, so there is no peer.
+   SQLite database, and the RunPod API calls it makes, with ticks a second apart as ``tradelab worker`` runs
+   them. Nothing else drives cloud pods, so there is no peer.
 
 Every pod is terminated through the reconciler (runs cancelled) before the fake stops. Prints a table and
 writes ``bench/results/compute.json``; the exit status is 0 even when a goal is missed.
@@ -52,6 +53,7 @@ FULL_PUSH, FULL_PULL = "S3 push, full", "S3 pull, full"
 DAY_PUSH, DAY_PULL = "S3 push, +1 day", "S3 pull, +1 day"
 ACTIVE_RUNS = (10, 50)
 TICKS = 7  # timed ticks per N, after one untimed
+INTERVAL_S = 1.0  # the worker's default tick interval
 GPU = "NVIDIA GeForce RTX 4090"
 POD_ENTRYPOINT = [sys.executable, "-c", "import time; time.sleep(600)"]
 Step = Callable[[str, int], Callable[[], None]]
@@ -321,6 +323,7 @@ def bench_reconciler(active: int, step: Step, tmp: Path) -> tuple[list[float], l
             seconds: list[float] = []
             calls: list[int] = []
             for _ in range(TICKS):
+                time.sleep(INTERVAL_S)  # as `tradelab worker` ticks: each tick sees a fresh listing of the pods
                 before = Counter(fake.calls)
                 elapsed, report = clock(worker.tick)
                 if report.claimed or report.started or report.ended or report.reaped:
