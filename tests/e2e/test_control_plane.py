@@ -32,6 +32,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(url: str, timeout_s: float = 30.0) -> None:
+    """Wait until the API at ``url`` answers ``/health``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def live(home: Path) -> Iterator[tuple[str, str]]:
     """``tradelab serve`` and ``tradelab worker`` over a fresh home holding SYN/1m; (API URL, admin token)."""
@@ -43,14 +55,7 @@ def live(home: Path) -> Iterator[tuple[str, str]]:
     serve = subprocess.Popen([*cli, "serve", "--port", url.rsplit(":", 1)[1]], cwd=ROOT, env=env)
     worker = subprocess.Popen([*cli, "worker", "--api-url", url, "--interval", "0.2"], cwd=ROOT, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the API did not come up"
-                time.sleep(0.2)
+        wait_healthy(url)
         yield url, token
     finally:
         for process in (worker, serve):

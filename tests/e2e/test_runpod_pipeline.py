@@ -20,7 +20,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.test_control_plane import _free_port
+from tests.e2e.test_control_plane import _free_port, wait_healthy
 from tests.env.envs import FEATURES, frame
 from tests.experiments.runs import tiny_config
 from tradelab.cli import app
@@ -111,14 +111,7 @@ def lab(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         worker = subprocess.Popen([*command, *worker_args], cwd=ROOT, env=env)
         try:
             api = httpx.Client(base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the API did not come up"
-                    time.sleep(0.2)
+            wait_healthy(url)
             yield Lab(api, fake, storage)
         finally:
             for process in (worker, serve):

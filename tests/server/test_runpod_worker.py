@@ -83,15 +83,14 @@ def billed(fake: FakeRunPod) -> float:
     return sum(p.cost_per_hr * int(p.uptime_s) / 3600 for p in fake.pods())
 
 
-def test_a_worker_killed_between_pod_created_and_pod_recorded_adopts_the_pod_on_restart(
-    db_url: str, fake: FakeRunPod
-) -> None:
-    (run_id,) = queue(db_url)
+class Killed(BaseException):
+    """The worker process dies here: nothing after this point of it runs."""
+
+
+def die_after_creating_the_pod(db_url: str) -> None:
+    """A worker tick that dies right after RunPod created the pod, before the pod's id is recorded."""
     dying = reconciler(db_url)
     create = dying.backend.start
-
-    class Killed(BaseException):
-        """The worker process dies here (nothing after this line of it runs)."""
 
     def start_then_die(*args: Any) -> Any:
         create(*args)
@@ -100,6 +99,13 @@ def test_a_worker_killed_between_pod_created_and_pod_recorded_adopts_the_pod_on_
     dying.backend.start = start_then_die  # type: ignore[method-assign]
     with pytest.raises(Killed):
         dying.tick()
+
+
+def test_a_worker_killed_between_pod_created_and_pod_recorded_adopts_the_pod_on_restart(
+    db_url: str, fake: FakeRunPod
+) -> None:
+    (run_id,) = queue(db_url)
+    die_after_creating_the_pod(db_url)
     assert _runs(db_url)[run_id].compute_id is None and len(fake.pods()) == 1  # created, not recorded
     restarted = reconciler(db_url, adopt_after_s=0.0)  # a new process: it knows nothing of the pod but its tags
     restarted.tick()
@@ -114,16 +120,7 @@ def test_a_run_cancelled_while_its_worker_was_down_has_its_adopted_pod_terminate
     db_url: str, fake: FakeRunPod
 ) -> None:
     (run_id,) = queue(db_url)
-    dying = reconciler(db_url)
-    create = dying.backend.start
-
-    def start_then_die(*args: Any) -> Any:
-        create(*args)
-        raise KeyboardInterrupt
-
-    dying.backend.start = start_then_die  # type: ignore[method-assign]
-    with pytest.raises(KeyboardInterrupt):
-        dying.tick()
+    die_after_creating_the_pod(db_url)
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as session:
         session.get(Run, run_id).cancel_requested = True  # type: ignore[union-attr]
