@@ -37,7 +37,9 @@ EXAMPLES = 25
 #: The endless SSE stream: fuzzed apart, with a short stream (its schema is a text stream, not JSON).
 EVENTS = "/api/events"
 #: Endpoints a run token may call on its own run.
-RUN_WRITER = {("POST", f"/api/runs/{{run_id}}/{action}") for action in ("heartbeat", "status", "logs", "metrics")}
+RUN_WRITER = {("POST", f"/api/runs/{{run_id}}/{action}") for action in ("heartbeat", "status", "logs", "metrics")} | {
+    ("GET", "/api/runs/{run_id}/spec")  # what the run's agent executes, read with the run's own token
+}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,13 @@ class RunCreate(BaseModel):
     backend: str = Field("local", max_length=32, description="a compute backend (GET /api/compute/backends)")
     gpu_type: str | None = Field(None, max_length=64, description="the backend's GPU type id; its default when null")
     max_cost: float | None = Field(None, gt=0, description="the most the run may cost, every attempt included")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}, one of {sorted(BACKENDS)}")
+        return backend
 
 
 class RunPublic(BaseModel):
@@ -161,10 +168,6 @@ def create_run(experiment_id: Id, body: RunCreate, session: SessionDep, _admin: 
     experiment = session.get(Experiment, experiment_id)
     if experiment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
-    if body.backend not in BACKENDS:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"backend: unknown {body.backend!r}, one of {sorted(BACKENDS)}"
-        )
     seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
     run = Run(
         experiment_id=experiment_id,
