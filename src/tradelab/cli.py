@@ -10,7 +10,7 @@ from tradelab.data.cli import app as data_app
 from tradelab.env.cli import app as env_app
 from tradelab.experiments.cli import ensemble, evaluate, run
 from tradelab.experiments.sweep_cli import sweep
-from tradelab.server.cli import db_app, init, serve, worker_app
+from tradelab.server.cli import db_app, init, openapi, serve, worker_app
 from tradelab.tools.cli import app as tools_app
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command()(run)
 app.command()(sweep)
 app.command()(init)
 app.command()(serve)
+app.command()(openapi)
 app.add_typer(worker_app, name="worker")
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serverless)
 app.add_typer(db_app, name="db")

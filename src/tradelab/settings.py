@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     :param s3_access_key_id: access key for ``s3://`` URLs; the standard AWS credential chain when unset.
     :param s3_secret_access_key: its secret.
     :param tools_dir: folder of manifest tools (``<name>/tool.toml``); the repository's ``tools/`` when unset.
+    :param web_dir: the built dashboard (``index.html`` and ``assets/``) that ``tradelab serve`` serves at ``/``;
+        the repository's ``frontend/dist`` when unset.
     """
 
     model_config = SettingsConfigDict(env_prefix="TRADELAB_", extra="ignore")
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
     tools_dir: Path | None = None
+    web_dir: Path | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
     def manifest_tools_dir(self) -> Path:
         """Where manifest tools are discovered: ``tools_dir``, else the repository's own ``tools/``."""
         return self.tools_dir or Path(__file__).resolve().parents[2] / "tools"
+
+    @property
+    def web_app_dir(self) -> Path:
+        """Where the built dashboard is served from: ``web_dir``, else the repository's ``frontend/dist``."""
+        return self.web_dir or Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
     @property
     def downloads_dir(self) -> Path:

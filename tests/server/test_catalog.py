@@ -14,7 +14,7 @@ from tests.env.envs import FEATURES, frame
 from tradelab.data.store import Store
 from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import transaction
-from tradelab.server.models import Run
+from tradelab.server.models import Run, RunState
 from tradelab.server.routes import catalog
 from tradelab.server.routes.compute import BACKENDS
 from tradelab.server.security import issue_token
@@ -110,7 +110,8 @@ def test_experiments_validate_filter_update_and_clone(client: TestClient) -> Non
     created = _experiment(client, tags=["btc", "ppo"], notes="first")
     assert created["name"] == "tiny" and created["config"]["seeds"] == [0] and created["cloned_from"] is None
     other = _experiment(client, tags=["eth"])
-    assert client.get("/api/experiments", params={"tag": "btc"}).json()["data"] == [created]
+    summary = {"runs_count": 0, "runs_by_state": dict.fromkeys(RunState, 0), "best_test_sharpe": None}
+    assert client.get("/api/experiments", params={"tag": "btc"}).json()["data"] == [{**created, **summary}]
     assert client.get("/api/experiments", params={"tag": "bt"}).json()["count"] == 0
     assert client.get("/api/experiments", params={"name": "TIN"}).json()["count"] == 2
     assert client.get("/api/experiments", params={"name": "%"}).json()["count"] == 0

@@ -1,7 +1,9 @@
-"""``tradelab init``, ``tradelab serve`` and ``tradelab db upgrade|seed``: set up and run the control plane."""
+"""``tradelab init``, ``tradelab serve``, ``tradelab db upgrade|seed`` and ``tradelab openapi``: set up and run the
+control plane."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -182,3 +184,26 @@ def run_command(
     from tradelab.server.agent import run_agent
 
     raise typer.Exit(run_agent(run_id, seed))
+
+
+@reports_errors
+def openapi(
+    out: Annotated[Path | None, typer.Option(help="Write the schema to this file instead of printing it.")] = None,
+) -> None:
+    """Print the API's OpenAPI schema as JSON (sorted keys), what the dashboard generates its typed client from.
+
+    No database is touched: the app is built over an in-memory SQLite database it never opens.
+    """
+    import json
+
+    from tradelab.atomic import atomic_write_text
+    from tradelab.server.app import create_app
+
+    app = create_app("sqlite:///:memory:")
+    text = json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
+    app.state.engine.dispose()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    atomic_write_text(out, text)
+    console.print(f"OpenAPI schema written to {out}", highlight=False)

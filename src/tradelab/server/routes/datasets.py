@@ -1,14 +1,21 @@
-"""``/datasets``: the candle store's dataset versions registered in the control plane, with validation reports."""
+"""``/datasets``: the candle store's dataset versions registered in the control plane, with validation reports,
+and their bars for charts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import numpy as np
+import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tradelab.data.errors import DataError
+from tradelab.data.schema import TS, timeframe_ms, to_datetime, to_ms
 from tradelab.data.store import Store
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
@@ -17,7 +24,10 @@ from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_admin)])
 
-#: A database time as UTC (SQLite returns them naive).
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such dataset, or not in the store"}}
+#: Bounds of a chart's points.
+MaxPoints = Annotated[int, Query(ge=10, le=20_000, description="the most points (bars or buckets) answered")]
+_OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 def get_store(request: Request) -> Store:
@@ -82,13 +92,146 @@ def list_datasets(
     return DatasetsPublic(data=[_public(r) for r in rows], count=count)
 
 
-@router.get("/{dataset_id}", responses={404: {"description": "no such dataset"}})
-def get_dataset(dataset_id: Id, session: SessionDep) -> DatasetDetail:
-    """One registered dataset version with its validation report."""
+def get_dataset_row(session: Session, dataset_id: int) -> Dataset:
+    """The registered dataset ``dataset_id``.
+
+    :raises HTTPException: 404 when there is none.
+    """
     row = session.get(Dataset, dataset_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dataset {dataset_id}")
-    return _public(row, DatasetDetail)
+    return row
+
+
+@router.get("/{dataset_id}", responses=_NOT_FOUND)
+def get_dataset(dataset_id: Id, session: SessionDep) -> DatasetDetail:
+    """One registered dataset version with its validation report."""
+    return _public(get_dataset_row(session, dataset_id), DatasetDetail)
+
+
+class BarsGap(BaseModel):
+    """A run of missing bars in the range: open times of the first and the last missing bar."""
+
+    start: datetime
+    end: datetime
+    missing: int = Field(description="how many bars are missing")
+
+
+class BarsPublic(BaseModel):
+    """Bars of ``[start, end)`` as columns (what chart libraries take), aggregated into equal time buckets when the
+    range holds more than ``max_points`` bars."""
+
+    symbol: str
+    timeframe: str
+    start: datetime
+    end: datetime = Field(description="exclusive")
+    bucket_seconds: int = Field(description="the length of a point: the timeframe's, or the buckets' when aggregated")
+    time: list[int] = Field(description="open times of the bars or buckets, epoch seconds (UTC)")
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    gaps: list[BarsGap] = Field(description="missing bars in the range (within the dataset's span)")
+
+
+def chart_range(
+    row: Dataset, start: datetime | None, end: datetime | None, default: timedelta
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` in UTC: by default the dataset's last ``default`` of time, or ``default`` from one bound.
+
+    :raises RequestValidationError: when ``end`` is not after ``start``.
+    """
+    after_last = to_datetime(row.end) + timedelta(milliseconds=timeframe_ms(row.timeframe))
+    end = to_datetime(end) if end is not None else after_last if start is None else _shift(to_datetime(start), default)
+    start = to_datetime(start) if start is not None else _shift(end, -default)
+    if end <= start:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "end"), "msg": "must be after start"}])
+    return start, end
+
+
+def _shift(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, clamped to the representable datetimes."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else datetime.min.replace(tzinfo=UTC)
+
+
+def load_bars(store: Store, row: Dataset, start: datetime, end: datetime) -> pl.DataFrame:
+    """The dataset's bars in ``[start, end)``, read from the store.
+
+    :raises HTTPException: 404 when the store no longer has the dataset.
+    """
+    try:
+        return store.load(row.symbol, row.timeframe, start, end)
+    except DataError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
+def _gaps(ms: np.ndarray, row: Dataset, start: datetime, end: datetime) -> list[BarsGap]:
+    """The missing bars of the grid in ``[start, end)`` clipped to the dataset's span, around the bars ``ms``."""
+    step = timeframe_ms(row.timeframe)
+    first = max(to_ms(start), to_ms(row.start))
+    last = min(to_ms(end) - 1, to_ms(row.end))
+    if first > last:
+        return []
+    first, last = -(-first // step) * step, last // step * step  # onto the grid
+    # The grid bar before the first and after the last one as sentinels: a gap at either edge counts too.
+    points = np.concatenate([[first - step], ms, [last + step]])
+    missing = np.diff(points) // step - 1
+    at = np.flatnonzero(missing > 0)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return [
+        BarsGap(
+            start=epoch + timedelta(milliseconds=int(points[i]) + step),
+            end=epoch + timedelta(milliseconds=int(points[i + 1]) - step),
+            missing=int(missing[i]),
+        )
+        for i in at
+    ]
+
+
+@router.get("/{dataset_id}/bars", responses=_NOT_FOUND)
+def read_bars(
+    dataset_id: Id,
+    session: SessionDep,
+    store: StoreDep,
+    start: Annotated[datetime | None, Query(description="first bar (UTC); 7 days before end by default")] = None,
+    end: Annotated[datetime | None, Query(description="end (UTC, exclusive); the dataset's end by default")] = None,
+    max_points: MaxPoints = 2_000,
+) -> BarsPublic:
+    """Bars for a chart: the range's bars, or equal time buckets of them (first open, highest high, lowest low,
+    last close, summed volume) when there are more than ``max_points``; and the gaps of the range."""
+    row = get_dataset_row(session, dataset_id)
+    start, end = chart_range(row, start, end, timedelta(days=7))
+    bars = load_bars(store, row, start, end).select(TS, *_OHLCV)
+    step = timeframe_ms(row.timeframe)
+    ms = bars[TS].dt.epoch("ms").to_numpy()
+    gaps = _gaps(ms, row, start, end)
+    bucket = step
+    if bars.height > max_points:
+        # Buckets aligned on the epoch, whole bars long: at least (last - first) / (max_points - 1) long, the bars
+        # from first to last fall in at most max_points of them.
+        bucket = -(-int(ms[-1] - ms[0]) // ((max_points - 1) * step)) * step
+        bars = bars.group_by_dynamic(TS, every=f"{bucket}ms").agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+        )
+    columns = {c: bars[c].cast(pl.Float64).to_list() for c in _OHLCV}
+    return BarsPublic(
+        symbol=row.symbol,
+        timeframe=row.timeframe,
+        start=start,
+        end=end,
+        bucket_seconds=bucket // 1000,
+        time=(bars[TS].dt.epoch("ms") // 1000).to_list(),
+        gaps=gaps,
+        **columns,
+    )
 
 
 @router.post(

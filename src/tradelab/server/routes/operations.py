@@ -1,10 +1,11 @@
-"""The operations routers: runs, what they report (status, metrics, logs), their artifacts and live events."""
+"""The operations routers: runs, what they report (status, metrics, logs), their artifacts, live events and the
+dashboard's summary."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tradelab.server.routes import artifacts, events, metrics, runs
+from tradelab.server.routes import artifacts, dashboard, events, metrics, runs
 
 #: Mounted under ``/api`` by :func:`tradelab.server.app.create_app`.
-routers: list[APIRouter] = [runs.router, metrics.router, artifacts.router, events.router]
+routers: list[APIRouter] = [runs.router, metrics.router, artifacts.router, events.router, dashboard.router]

@@ -1,15 +1,25 @@
-"""``/tools``: the registered feature tools, their parameters (JSON Schema) and outputs."""
+"""``/tools``: the registered feature tools, their parameters (JSON Schema) and outputs, and previews of them over
+a dataset."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from tradelab.server.deps import require_admin
+from tradelab.data.errors import DataError
+from tradelab.data.schema import TS, to_ms
+from tradelab.server.deps import SessionDep, require_admin
+from tradelab.server.routes.common import MAX_ID
+from tradelab.server.routes.datasets import StoreDep, chart_range, get_dataset_row, load_bars
 from tradelab.tools.base import Tool
 from tradelab.tools.errors import ToolError
+from tradelab.tools.features import FeaturePipeline, FeatureSpec
 from tradelab.tools.registry import default_registry
 
 router = APIRouter(prefix="/tools", tags=["tools"], dependencies=[Depends(require_admin)])
@@ -65,10 +75,78 @@ def list_tools(
     return ToolsPublic(data=data, count=len(data))
 
 
+def _get(name: str) -> Tool:
+    try:
+        return default_registry().get(name)
+    except ToolError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
 @router.get("/{name}", responses={404: {"description": "no such tool"}})
 def get_tool(name: str) -> ToolPublic:
     """One tool, by name in any case."""
+    return _public(_get(name))
+
+
+class ToolPreview(BaseModel):
+    """A tool to compute over a registered dataset's ``[start, end)`` (its last 2 days by default)."""
+
+    dataset_id: int = Field(ge=1, le=MAX_ID)
+    params: dict[str, Any] = Field(default_factory=dict, description="the tool's parameters; defaults when omitted")
+    start: datetime | None = None
+    end: datetime | None = Field(None, description="exclusive")
+    max_points: int = Field(2_000, ge=10, le=20_000, description="the most rows answered")
+
+
+class ToolPreviewPublic(BaseModel):
+    """A tool's outputs over the range, one column per output, every ``k``-th bar when there are too many."""
+
+    tool: str
+    columns: list[str]
+    time: list[int] = Field(description="bar open times, epoch seconds (UTC)")
+    values: dict[str, list[float | None]] = Field(description="column -> its values; null where not defined")
+    warmup: int = Field(description="bars the tool needs before its first defined value (read before start)")
+
+
+@router.post(
+    "/{name}/preview",
+    responses={404: {"description": "no such tool or dataset, or the dataset is not in the store"}},
+)
+def preview_tool(name: str, body: ToolPreview, session: SessionDep, store: StoreDep) -> ToolPreviewPublic:
+    """Compute a tool as ``tradelab tools compute`` does, over the range and the warm-up bars before it (so the
+    first values are defined; tools are causal, so bars after ``end`` change nothing).
+
+    The range's rows are thinned to every ``k``-th one, ``k = ceil(rows / max_points)``: a preview, not a chart
+    of every extreme. Nothing is cached (ranges are arbitrary); an invalid parameter is a 422 located at
+    ``("body", "params", <name>)``.
+    """
+    tool = _get(name)
     try:
-        return _public(default_registry().get(name))
-    except ToolError as error:
+        params = tool.Params.model_validate(body.params)
+    except ValidationError as error:
+        errors = [{"type": e["type"], "loc": ("body", "params", *e["loc"]), "msg": e["msg"]} for e in error.errors()]
+        raise RequestValidationError(errors) from None
+    row = get_dataset_row(session, body.dataset_id)
+    start, end = chart_range(row, body.start, body.end, timedelta(days=2))
+    pipeline = FeaturePipeline([FeatureSpec(tool=tool.name, params=params.model_dump(mode="json"))])
+    # The warm-up bars before start: the last ``warmup`` bar times before it (only the time column is read).
+    try:
+        before = store.scan(row.symbol, row.timeframe, end=start).select(TS).tail(pipeline.warmup).collect()
+    except DataError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    bars = load_bars(store, row, before[TS][0] if pipeline.warmup and before.height else start, end)
+    try:
+        features = pipeline.compute(bars)
+    except ToolError as error:
+        detail = [{"type": "tool_error", "loc": ["body", "params"], "msg": str(error)}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+    kept = np.flatnonzero(features.ts >= to_ms(start))
+    kept = kept[:: -(-len(kept) // body.max_points) or 1]
+    columns = zip(features.columns, features.values[kept].T.tolist(), strict=True)
+    return ToolPreviewPublic(
+        tool=tool.name,
+        columns=features.columns,
+        time=(features.ts[kept] // 1000).tolist(),
+        values={c: [None if math.isnan(v) else v for v in column] for c, column in columns},
+        warmup=pipeline.warmup,
+    )
