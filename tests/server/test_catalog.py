@@ -98,6 +98,16 @@ def test_env_configs_are_immutable_versions(client: TestClient) -> None:
     assert invalid.status_code == 422
     locs = [e["loc"] for e in invalid.json()["detail"]]
     assert ["body", "config", "window"] in locs and ["body", "config", "colour"] in locs
+
+
+def test_env_config_features_must_name_registered_tools_with_valid_params(client: TestClient) -> None:
+    features = [{"tool": "no_such_tool"}, {"tool": "zscore", "params": {"window": -3}}, {"tool": "time_of_day"}]
+    refused = client.post("/api/env-configs", json={"name": "bad", "config": {**ENV, "features": features}})
+    assert refused.status_code == 422
+    errors = {tuple(e["loc"]): e["msg"] for e in refused.json()["detail"]}
+    assert errors[("body", "config", "features", 0, "tool")] == "no tool named 'no_such_tool'"
+    assert ("body", "config", "features", 1, "params", "window") in errors and len(errors) == 2
+    assert client.get("/api/env-configs").json()["count"] == 0  # nothing stored
     assert client.get("/api/env-configs/bad/versions").status_code == 404
 
 

@@ -14,6 +14,8 @@ from tradelab.env.config import EnvConfig
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import EnvConfigVersion
 from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
+from tradelab.server.routes.tools import param_errors
+from tradelab.tools.registry import default_registry
 
 router = APIRouter(prefix="/env-configs", tags=["env-configs"], dependencies=[Depends(require_admin)])
 
@@ -49,6 +51,19 @@ def _public(row: EnvConfigVersion) -> EnvConfigPublic:
     return EnvConfigPublic.model_validate(row, from_attributes=True)
 
 
+def _feature_errors(config: EnvConfig) -> list[dict[str, Any]]:
+    """What the JSON Schema cannot check: each feature's tool is registered and its params fit the tool."""
+    registry = default_registry()
+    errors: list[dict[str, Any]] = []
+    for index, feature in enumerate(config.features):
+        loc = ("body", "config", "features", index)
+        if feature.tool not in registry:
+            errors.append({"type": "value_error", "loc": (*loc, "tool"), "msg": f"no tool named {feature.tool!r}"})
+        else:
+            errors += param_errors(registry.get(feature.tool), feature.params, (*loc, "params"))
+    return errors
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "a concurrent new version"}})
 def create_version(body: EnvConfigCreate, session: SessionDep) -> EnvConfigPublic:
     """Validate the config against ``EnvConfig`` (422 lists every problem) and store it as the name's next version."""
@@ -58,6 +73,9 @@ def create_version(body: EnvConfigCreate, session: SessionDep) -> EnvConfigPubli
         raise RequestValidationError(
             [{"type": e["type"], "loc": ("body", "config", *e["loc"]), "msg": e["msg"]} for e in error.errors()]
         ) from None
+    errors = _feature_errors(config)
+    if errors:
+        raise RequestValidationError(errors)
     latest = session.scalar(select(func.max(EnvConfigVersion.version)).where(EnvConfigVersion.name == body.name))
     row = EnvConfigVersion(
         name=body.name, version=(latest or 0) + 1, config=config.model_dump(mode="json", by_alias=True)

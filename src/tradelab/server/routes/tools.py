@@ -48,6 +48,15 @@ class ToolsPublic(BaseModel):
     count: int
 
 
+def param_errors(tool: Tool, params: dict[str, Any], loc: tuple[str | int, ...]) -> list[dict[str, Any]]:
+    """The 422 errors (FastAPI's shape) of ``params`` against the tool's parameters, located under ``loc``."""
+    try:
+        tool.Params.model_validate(params)
+    except ValidationError as error:
+        return [{"type": e["type"], "loc": (*loc, *e["loc"]), "msg": e["msg"]} for e in error.errors()]
+    return []
+
+
 def _public(tool: Tool) -> ToolPublic:
     params = tool.parse_params()
     return ToolPublic(
@@ -121,11 +130,10 @@ def preview_tool(name: str, body: ToolPreview, session: SessionDep, store: Store
     ``("body", "params", <name>)``.
     """
     tool = _get(name)
-    try:
-        params = tool.Params.model_validate(body.params)
-    except ValidationError as error:
-        errors = [{"type": e["type"], "loc": ("body", "params", *e["loc"]), "msg": e["msg"]} for e in error.errors()]
-        raise RequestValidationError(errors) from None
+    errors = param_errors(tool, body.params, ("body", "params"))
+    if errors:
+        raise RequestValidationError(errors)
+    params = tool.Params.model_validate(body.params)
     row = get_dataset_row(session, body.dataset_id)
     start, end = chart_range(row, body.start, body.end, timedelta(days=2))
     pipeline = FeaturePipeline([FeatureSpec(tool=tool.name, params=params.model_dump(mode="json"))])
