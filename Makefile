@@ -10,9 +10,27 @@ SERVE ?= 1
 # make demo BACKEND=runpod-fake trains on a "pod" of the in-repo fake RunPod instead of a local process
 BACKEND ?= local
 
-.PHONY: setup demo test lint bench lock clean
+WEB := frontend/dist/index.html
+NODE_MODULES := frontend/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
+	frontend/tsconfig.json frontend/openapi.json
 
-setup: $(STAMP)
+.PHONY: setup demo test lint bench lock browser clean
+
+setup: $(STAMP) $(WEB)
+
+# The dashboard: npm packages from the lock file, then the static build that `tradelab serve` serves at /.
+$(NODE_MODULES): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB): $(NODE_MODULES) $(WEB_SOURCES)
+	cd frontend && npm run build
+
+# Debian's Chromium for the browser tests (never a downloaded browser); installed when missing and root.
+browser:
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; } >/dev/null
+	@test -x /usr/bin/chromium || echo "no /usr/bin/chromium (install Debian's chromium): the browser tests will skip"
 
 # Re-install only when the pins or the package metadata change.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -25,8 +43,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: setup
 	SERVE=$(SERVE) BACKEND=$(BACKEND) bash scripts/demo.sh
 
-test: setup
+test: setup browser
 	$(VENV)/bin/ruff check .
+	cd frontend && npm test
 	$(PY) -m pytest
 
 lint: setup
@@ -46,4 +65,4 @@ lock:
 	bash scripts/lock.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_HOME) bench/results .pytest_cache .ruff_cache frontend/node_modules frontend/dist

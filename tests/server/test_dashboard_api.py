@@ -287,3 +287,11 @@ def test_openapi_export_is_sorted_json_of_the_api(tmp_path: Path, home: Path) ->
     printed = CliRunner().invoke(cli, ["openapi"])
     assert printed.exit_code == 0 and printed.output == written
     assert not home.exists()  # no database was made
+
+
+def test_the_dashboards_committed_api_contract_is_the_servers_current_schema(home: Path) -> None:
+    """``frontend/openapi.json`` (from which ``npm run build`` generates the typed client) matches the API:
+    after changing an endpoint, run ``cd frontend && npm run spec``."""
+    printed = CliRunner().invoke(cli, ["openapi"])
+    committed = (Path(__file__).resolve().parents[2] / "frontend" / "openapi.json").read_text()
+    assert printed.exit_code == 0 and json.loads(printed.output) == json.loads(committed)

@@ -1,0 +1,240 @@
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { api, unwrap } from './client';
+import type { ExperimentSort, RunCreate, RunState, Split } from './types';
+
+/** Query keys, shared with the SSE handler (events.tsx) that invalidates them. */
+export const keys = {
+  dashboard: ['dashboard'] as const,
+  budgets: ['budgets'] as const,
+  backends: ['backends'] as const,
+  datasets: ['datasets'] as const,
+  dataset: (id: number) => ['dataset', id] as const,
+  bars: (id: number, start?: string, end?: string) => ['bars', id, start ?? '', end ?? ''] as const,
+  tools: (search: string) => ['tools', search] as const,
+  tool: (name: string) => ['tool', name] as const,
+  envConfigs: ['env-configs'] as const,
+  envVersions: (name: string) => ['env-configs', name, 'versions'] as const,
+  envVersion: (name: string, version: number) => ['env-configs', name, 'versions', version] as const,
+  schema: (which: 'env' | 'experiment') => ['schema', which] as const,
+  experiments: (q: ExperimentQuery) => ['experiments', q] as const,
+  experiment: (id: number) => ['experiment', id] as const,
+  runs: (q: RunsQuery) => ['runs', q] as const,
+  run: (id: number) => ['run', id] as const,
+  metricKeys: (runId: number) => ['metrics', runId, 'keys'] as const,
+  metric: (runId: number, key: string) => ['metrics', runId, 'series', key] as const,
+  artifacts: (runId: number) => ['artifacts', runId] as const,
+  equity: (runId: number, split: Split) => ['equity', runId, split] as const,
+  trades: (runId: number, split: Split) => ['trades', runId, split] as const,
+};
+
+export interface ExperimentQuery {
+  name?: string;
+  tag?: string;
+  sort?: ExperimentSort;
+  limit?: number;
+  offset?: number;
+}
+
+export interface RunsQuery {
+  experiment_id?: number;
+  state?: RunState;
+  limit?: number;
+}
+
+const clean = <T extends object>(o: T): T =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '' && v !== null)) as T;
+
+export const useDashboard = () =>
+  useQuery({ queryKey: keys.dashboard, queryFn: async () => unwrap(await api.GET('/api/dashboard')) });
+
+export const useBudgets = () =>
+  useQuery({ queryKey: keys.budgets, queryFn: async () => unwrap(await api.GET('/api/budgets')) });
+
+export const useBackends = () =>
+  useQuery({ queryKey: keys.backends, queryFn: async () => unwrap(await api.GET('/api/compute/backends')) });
+
+export const useDatasets = () =>
+  useQuery({
+    queryKey: keys.datasets,
+    queryFn: async () => unwrap(await api.GET('/api/datasets', { params: { query: { limit: 500 } } })),
+  });
+
+export const useDataset = (id: number) =>
+  useQuery({
+    queryKey: keys.dataset(id),
+    queryFn: async () => unwrap(await api.GET('/api/datasets/{dataset_id}', { params: { path: { dataset_id: id } } })),
+  });
+
+export const useBars = (id: number | undefined, start?: string, end?: string, maxPoints = 2000) =>
+  useQuery({
+    queryKey: keys.bars(id ?? -1, start, end),
+    enabled: id !== undefined,
+    placeholderData: keepPreviousData,
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/datasets/{dataset_id}/bars', {
+          params: { path: { dataset_id: id! }, query: clean({ start, end, max_points: maxPoints }) },
+        }),
+      ),
+  });
+
+export const useTools = (search: string) =>
+  useQuery({
+    queryKey: keys.tools(search),
+    placeholderData: keepPreviousData,
+    queryFn: async () => unwrap(await api.GET('/api/tools', { params: { query: clean({ search }) } })),
+  });
+
+export const useTool = (name: string) =>
+  useQuery({
+    queryKey: keys.tool(name),
+    queryFn: async () => unwrap(await api.GET('/api/tools/{name}', { params: { path: { name } } })),
+  });
+
+export const useEnvConfigs = () =>
+  useQuery({
+    queryKey: keys.envConfigs,
+    queryFn: async () => unwrap(await api.GET('/api/env-configs', { params: { query: { limit: 500 } } })),
+  });
+
+export const useEnvVersions = (name: string | undefined) =>
+  useQuery({
+    queryKey: keys.envVersions(name ?? ''),
+    enabled: !!name,
+    queryFn: async () =>
+      unwrap(await api.GET('/api/env-configs/{name}/versions', { params: { path: { name: name! } } })),
+  });
+
+export const useSchema = (which: 'env' | 'experiment') =>
+  useQuery({
+    queryKey: keys.schema(which),
+    staleTime: Infinity,
+    queryFn: async () =>
+      unwrap(await (which === 'env' ? api.GET('/api/schemas/env') : api.GET('/api/schemas/experiment'))) as Record<
+        string,
+        unknown
+      >,
+  });
+
+export const useExperiments = (q: ExperimentQuery) =>
+  useQuery({
+    queryKey: keys.experiments(q),
+    placeholderData: keepPreviousData,
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/experiments', {
+          params: { query: clean({ limit: 200, ...q }) },
+        }),
+      ),
+  });
+
+export const useExperiment = (id: number) =>
+  useQuery({
+    queryKey: keys.experiment(id),
+    queryFn: async () =>
+      unwrap(await api.GET('/api/experiments/{experiment_id}', { params: { path: { experiment_id: id } } })),
+  });
+
+export const useRuns = (q: RunsQuery, enabled = true) =>
+  useQuery({
+    queryKey: keys.runs(q),
+    enabled,
+    queryFn: async () => unwrap(await api.GET('/api/runs', { params: { query: clean({ limit: 200, ...q }) } })),
+  });
+
+export const useRun = (id: number) =>
+  useQuery({
+    queryKey: keys.run(id),
+    queryFn: async () => unwrap(await api.GET('/api/runs/{run_id}', { params: { path: { run_id: id } } })),
+  });
+
+export const useMetricKeys = (runId: number) =>
+  useQuery({
+    queryKey: keys.metricKeys(runId),
+    queryFn: async () => unwrap(await api.GET('/api/runs/{run_id}/metrics', { params: { path: { run_id: runId } } })),
+  });
+
+export const useMetricSeries = (runId: number, key: string, enabled = true) =>
+  useQuery({
+    queryKey: keys.metric(runId, key),
+    enabled,
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/runs/{run_id}/metrics/{key}', {
+          params: { path: { run_id: runId, key }, query: { max_points: 2000 } },
+        }),
+      ),
+  });
+
+export const useArtifacts = (runId: number) =>
+  useQuery({
+    queryKey: keys.artifacts(runId),
+    queryFn: async () =>
+      unwrap(await api.GET('/api/runs/{run_id}/artifacts', { params: { path: { run_id: runId } } })),
+  });
+
+export const useEquity = (runId: number, split: Split, enabled = true) =>
+  useQuery({
+    queryKey: keys.equity(runId, split),
+    enabled,
+    retry: false,
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/runs/{run_id}/equity', {
+          params: { path: { run_id: runId }, query: { split, max_points: 2000 } },
+        }),
+      ),
+  });
+
+export const useTrades = (runId: number, split: Split, enabled = true) =>
+  useQuery({
+    queryKey: keys.trades(runId, split),
+    enabled,
+    retry: false,
+    queryFn: async () =>
+      unwrap(await api.GET('/api/runs/{run_id}/trades', { params: { path: { run_id: runId }, query: { split } } })),
+  });
+
+export function useLaunchRun(experimentId: number) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: RunCreate) =>
+      unwrap(
+        await api.POST('/api/experiments/{experiment_id}/runs', {
+          params: { path: { experiment_id: experimentId } },
+          body,
+        }),
+      ),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ['runs'] });
+      void qc.invalidateQueries({ queryKey: keys.dashboard });
+      void qc.invalidateQueries({ queryKey: ['experiments'] });
+    },
+  });
+}
+
+export function useCancelRun() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (runId: number) =>
+      unwrap(await api.POST('/api/runs/{run_id}/cancel', { params: { path: { run_id: runId } } })),
+    onSuccess: (run) => {
+      qc.setQueryData(keys.run(run.id), run);
+      void qc.invalidateQueries({ queryKey: ['runs'] });
+    },
+  });
+}
+
+export function useCloneExperiment() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (experimentId: number) =>
+      unwrap(
+        await api.POST('/api/experiments/{experiment_id}/clone', {
+          params: { path: { experiment_id: experimentId } },
+          body: {},
+        }),
+      ),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ['experiments'] }),
+  });
+}
