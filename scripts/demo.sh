@@ -85,6 +85,7 @@ for _ in range(150):
         time.sleep(0.2)
 PY
 echo "admin token (from tradelab init): $token"
+echo "dashboard: $url/ (paste the admin token when it asks)"
 "${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 50000 \
     --backend "${backend%-fake}"
 
@@ -92,6 +93,7 @@ printf '\nDemo data lives in %s. Load it in Python:\n' "$TRADELAB_HOME"
 printf '  TRADELAB_HOME=%s .venv/bin/python -c "import tradelab.data as td; print(td.load(\\"SYNTH-BTC\\", \\"1h\\"))"\n' "$TRADELAB_HOME"
 
 if [ "${SERVE:-1}" = "1" ]; then
-  printf '\nThe control plane keeps serving: API docs at %s/docs (authorize with the admin token above). Ctrl-C stops it.\n' "$url"
+  printf '\nThe control plane keeps serving: the dashboard at %s/ and API docs at %s/docs (the admin token above).' "$url" "$url"
+  printf ' Ctrl-C stops it.\n'
   wait "$serve_pid"
 fi

@@ -44,6 +44,7 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
         "queued -> starting",
         "running -> succeeded",
         "agent test return",
+        "dashboard: http://127.0.0.1:",
     )
     for expected in expected_lines:
         assert expected in first.stdout
