@@ -34,3 +34,12 @@ def test_refuses_levels_beyond_leverage_and_unknown_keys() -> None:
         EnvConfig(dataset={"symbol": "X"}, actions={"kind": "box", "low": 0, "high": 2})
     with pytest.raises(ValidationError, match="extra"):
         EnvConfig(dataset={"symbol": "X"}, episode={"lenght": 10})
+
+
+def test_refuses_a_dataset_range_time_that_does_not_parse_and_keeps_the_ones_that_do() -> None:
+    with pytest.raises(ValidationError) as error:
+        EnvConfig(dataset={"symbol": "X", "start": "not-a-date", "end": "2024-13-01"})
+    assert [e["loc"] for e in error.value.errors()] == [("dataset", "start"), ("dataset", "end")]
+    assert "cannot parse time 'not-a-date'" in str(error.value)
+    kept = EnvConfig(dataset={"symbol": "X", "start": "2024-03", "end": 1_709_251_200_000})
+    assert (kept.dataset.start, kept.dataset.end) == ("2024-03", 1_709_251_200_000)

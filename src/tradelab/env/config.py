@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tradelab.data.schema import TimeLike
+from tradelab.data.schema import TimeLike, to_datetime
 from tradelab.env.actions import ActionConfig, DiscreteActions
 from tradelab.env.execution import ExecutionConfig
 from tradelab.env.rewards import DEFAULT_REWARD, RewardSpec
@@ -66,6 +66,14 @@ class DatasetConfig(BaseModel):
     start: TimeLike | None = Field(None, description="first bar (UTC, inclusive); the dataset's first when null")
     end: TimeLike | None = Field(None, description="end (UTC, exclusive); past the dataset's last bar when null")
     split: SplitConfig | None = Field(None, description="restrict episodes to one chronological segment")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _parses_as_time(cls, value: TimeLike | None) -> TimeLike | None:
+        """Refuse a time that cannot be parsed now, not when the env is built (the value is kept as given)."""
+        if value is not None:
+            to_datetime(value)  # DataError is a ValueError: pydantic reports it at the field
+        return value
 
 
 class RiskConfig(BaseModel):
