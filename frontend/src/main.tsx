@@ -5,13 +5,18 @@ import '@mantine/core/styles.css';
 import '@mantine/notifications/styles.css';
 import '@mantine/dates/styles.css';
 import './styles.css';
-import { App } from './App';
+import { App, makeQueryClient } from './App';
+import { prefetchForPath, prefetchWhenIdle } from './prefetch';
 
+
+const client = makeQueryClient();
+prefetchForPath(client, window.location.pathname);
+prefetchWhenIdle(client, window.location.pathname);
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <BrowserRouter>
-      <App />
+      <App client={client} />
     </BrowserRouter>
   </StrictMode>,
 );

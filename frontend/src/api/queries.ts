@@ -44,8 +44,9 @@ export interface RunsQuery {
 const clean = <T extends object>(o: T): T =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '' && v !== null)) as T;
 
-export const useDashboard = () =>
-  useQuery({ queryKey: keys.dashboard, queryFn: async () => unwrap(await api.GET('/api/dashboard')) });
+export const dashboardQuery = () => ({ queryKey: keys.dashboard, queryFn: async () => unwrap(await api.GET('/api/dashboard')) });
+
+export const useDashboard = () => useQuery(dashboardQuery());
 
 export const useBudgets = () =>
   useQuery({ queryKey: keys.budgets, queryFn: async () => unwrap(await api.GET('/api/budgets')) });
@@ -116,17 +117,18 @@ export const useSchema = (which: 'env' | 'experiment') =>
       >,
   });
 
+export const experimentsQuery = (q: ExperimentQuery) => ({
+  queryKey: keys.experiments(q),
+  queryFn: async () =>
+    unwrap(
+      await api.GET('/api/experiments', {
+        params: { query: clean({ limit: 200, ...q }) },
+      }),
+    ),
+});
+
 export const useExperiments = (q: ExperimentQuery) =>
-  useQuery({
-    queryKey: keys.experiments(q),
-    placeholderData: keepPreviousData,
-    queryFn: async () =>
-      unwrap(
-        await api.GET('/api/experiments', {
-          params: { query: clean({ limit: 200, ...q }) },
-        }),
-      ),
-  });
+  useQuery({ ...experimentsQuery(q), placeholderData: keepPreviousData });
 
 export const useExperiment = (id: number) =>
   useQuery({
@@ -142,11 +144,7 @@ export const useRuns = (q: RunsQuery, enabled = true) =>
     queryFn: async () => unwrap(await api.GET('/api/runs', { params: { query: clean({ limit: 200, ...q }) } })),
   });
 
-export const useRun = (id: number) =>
-  useQuery({
-    queryKey: keys.run(id),
-    queryFn: async () => unwrap(await api.GET('/api/runs/{run_id}', { params: { path: { run_id: id } } })),
-  });
+export const useRun = (id: number) => useQuery(runQuery(id));
 
 export const useMetricKeys = (runId: number) =>
   useQuery({
@@ -173,27 +171,32 @@ export const useArtifacts = (runId: number) =>
       unwrap(await api.GET('/api/runs/{run_id}/artifacts', { params: { path: { run_id: runId } } })),
   });
 
-export const useEquity = (runId: number, split: Split, enabled = true) =>
-  useQuery({
-    queryKey: keys.equity(runId, split),
-    enabled,
-    retry: false,
-    queryFn: async () =>
-      unwrap(
-        await api.GET('/api/runs/{run_id}/equity', {
-          params: { path: { run_id: runId }, query: { split, max_points: 2000 } },
-        }),
-      ),
-  });
+export const equityQuery = (runId: number, split: Split) => ({
+  queryKey: keys.equity(runId, split),
+  retry: false as const,
+  queryFn: async () =>
+    unwrap(
+      await api.GET('/api/runs/{run_id}/equity', {
+        params: { path: { run_id: runId }, query: { split, max_points: 2000 } },
+      }),
+    ),
+});
 
-export const useTrades = (runId: number, split: Split, enabled = true) =>
-  useQuery({
-    queryKey: keys.trades(runId, split),
-    enabled,
-    retry: false,
-    queryFn: async () =>
-      unwrap(await api.GET('/api/runs/{run_id}/trades', { params: { path: { run_id: runId }, query: { split } } })),
-  });
+export const tradesQuery = (runId: number, split: Split) => ({
+  queryKey: keys.trades(runId, split),
+  retry: false as const,
+  queryFn: async () =>
+    unwrap(await api.GET('/api/runs/{run_id}/trades', { params: { path: { run_id: runId }, query: { split } } })),
+});
+
+export const runQuery = (id: number) => ({
+  queryKey: keys.run(id),
+  queryFn: async () => unwrap(await api.GET('/api/runs/{run_id}', { params: { path: { run_id: id } } })),
+});
+
+export const useEquity = (runId: number, split: Split, enabled = true) => useQuery({ ...equityQuery(runId, split), enabled });
+
+export const useTrades = (runId: number, split: Split, enabled = true) => useQuery({ ...tradesQuery(runId, split), enabled });
 
 export function useLaunchRun(experimentId: number) {
   const qc = useQueryClient();

@@ -69,6 +69,40 @@ export function drawdownLines(lines: LineSpec[]): LineSpec[] {
 
 type Trade = Record<string, unknown>;
 
+/** At most this many trades are marked on the price chart (markers are costly to lay out). */
+export const MAX_MARKED_TRADES = 300;
+/** Trades-table rows shown at first; "Show more" adds as many again. */
+export const TRADES_PAGE = 50;
+
+/** Every k-th trade so that at most `max` remain (evenly over the run). */
+export function thinTrades<T>(trades: T[], max = MAX_MARKED_TRADES): T[] {
+  if (trades.length <= max) return trades;
+  const out: T[] = [];
+  const step = trades.length / max;
+  for (let i = 0; i < max; i++) out.push(trades[Math.floor(i * step)]);
+  return out;
+}
+
+/** True once the browser has had a moment after the first paint (the secondary charts wait for it). */
+function useAfterFirstPaint(ready: boolean): boolean {
+  const [done, setDone] = useState(false);
+  useEffect(() => {
+    if (!ready || done) return;
+    let cancelled = false;
+    const go = () => {
+      if (!cancelled) setDone(true);
+    };
+    // two frames: the equity chart is committed and painted before the rest is built
+    const raf = typeof requestAnimationFrame === 'function' ? requestAnimationFrame : (f: () => void) => setTimeout(f, 16);
+    const t = setTimeout(() => raf(() => setTimeout(go, 0)), 0);
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [ready, done]);
+  return done;
+}
+
 export function tradeMarkers(trades: Trade[], times?: number[]): Marker[] {
   const at = (t: unknown) => {
     const s = toEpochSeconds(t as string | number);
@@ -190,7 +224,7 @@ function useExperimentDataset(experimentId: number) {
 
 function SplitResults({ runId, experimentId, split }: { runId: number; experimentId: number; split: Split }) {
   const equity = useEquity(runId, split);
-  const trades = useTrades(runId, split);
+  const trades = useTrades(runId, split, !equity.isPending);
   const lines = useMemo(() => (equity.data ? equityLines(equity.data) : []), [equity.data]);
   const dd = useMemo(() => drawdownLines(lines), [lines]);
   const dataset = useExperimentDataset(experimentId);
@@ -203,10 +237,11 @@ function SplitResults({ runId, experimentId, split }: { runId: number; experimen
         }
       : undefined;
   const bars = useBars(range && dataset ? dataset.id : undefined, range?.start, range?.end);
-  const tradeList = (trades.data?.data ?? []) as Trade[];
+  const tradeList = useMemo(() => (trades.data?.data ?? []) as Trade[], [trades.data]);
+  const marked = useMemo(() => thinTrades(tradeList), [tradeList]);
   const markers = useMemo(
-    () => tradeMarkers(tradeList, bars.data?.time ?? first?.map((p) => p.time)),
-    [tradeList, bars.data, first],
+    () => tradeMarkers(marked, bars.data?.time ?? first?.map((p) => p.time)),
+    [marked, bars.data, first],
   );
   const candles = useMemo(
     () =>
@@ -221,6 +256,7 @@ function SplitResults({ runId, experimentId, split }: { runId: number; experimen
         : [],
     [bars.data],
   );
+  const rest = useAfterFirstPaint(!!equity.data);
 
   if (equity.isPending) return <Loading label="Loading equity…" />;
   if (equity.isError) return <Alert color="gray" data-testid="no-results">No {split} results for this run yet ({String(equity.error.message)}).</Alert>;
@@ -235,11 +271,18 @@ function SplitResults({ runId, experimentId, split }: { runId: number; experimen
         <LineChart series={lines} testid="equity-chart" />
       </Section>
       <Section title="Drawdown">
-        <LineChart series={dd} height={200} testid="drawdown-chart" />
+        {rest ? <LineChart series={dd} height={200} testid="drawdown-chart" /> : <Loading label="Drawing…" />}
       </Section>
       <Section title={`Trades (${tradeList.length})`}>
         {trades.isError && <ErrorAlert error={trades.error} title="Trades unavailable" />}
-        {candles.length > 0 ? (
+        {marked.length < tradeList.length && (
+          <Text size="xs" c="dimmed" data-testid="trades-marked-note">
+            showing {marked.length.toLocaleString()} of {tradeList.length.toLocaleString()} trades on the chart
+          </Text>
+        )}
+        {!rest ? (
+          <Loading label="Drawing…" />
+        ) : candles.length > 0 ? (
           <CandlesChart candles={candles} markers={markers} testid="trades-chart" height={360} />
         ) : (
           <>
@@ -249,13 +292,14 @@ function SplitResults({ runId, experimentId, split }: { runId: number; experimen
             <LineChart series={lines.slice(0, 1)} markers={markers} testid="trades-chart" height={260} />
           </>
         )}
-        {tradeList.length > 0 && <TradesTable trades={tradeList} />}
+        {rest && tradeList.length > 0 && <TradesTable trades={tradeList} />}
       </Section>
     </Stack>
   );
 }
 
 function TradesTable({ trades }: { trades: Trade[] }) {
+  const [shown, setShown] = useState(TRADES_PAGE);
   const cols = ['side', 'entry_time', 'entry_price', 'exit_time', 'exit_price', 'size', 'net_pnl', 'reason'];
   const show = (c: string, v: unknown) =>
     v === null || v === undefined ? '—' : typeof v === 'number' ? (c.endsWith('time') ? fmtDate(new Date(toEpochSeconds(v) * 1000).toISOString()) : fmtNum(v, 4)) : c.endsWith('time') ? fmtDate(String(v)) : String(v);
@@ -270,7 +314,7 @@ function TradesTable({ trades }: { trades: Trade[] }) {
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
-          {trades.slice(0, 500).map((t, i) => (
+          {trades.slice(0, shown).map((t, i) => (
             <Table.Tr key={i}>
               {cols.map((c) => (
                 <Table.Td key={c}>{show(c, t[c])}</Table.Td>
@@ -279,6 +323,16 @@ function TradesTable({ trades }: { trades: Trade[] }) {
           ))}
         </Table.Tbody>
       </Table>
+      {shown < trades.length && (
+        <Group gap="xs" mt={4}>
+          <Text size="xs" c="dimmed" data-testid="trades-shown">
+            {Math.min(shown, trades.length)} of {trades.length} trades
+          </Text>
+          <Button size="xs" variant="subtle" onClick={() => setShown((n) => n + TRADES_PAGE * 4)} data-testid="trades-more">
+            Show more
+          </Button>
+        </Group>
+      )}
     </ScrollArea.Autosize>
   );
 }
@@ -363,6 +417,9 @@ export function RunPanel({ runId }: { runId: number }) {
   const metricKeys = useMetricKeys(runId);
   const cancel = useCancelRun();
   const [split, setSplit] = useState<Split>('test');
+  // Results need only the run's id: start them now, not after the run itself has loaded.
+  const equity = useEquity(runId, split);
+  useTrades(runId, split, !equity.isPending); // after the equity: the chart waits for it, not for trades
   if (run.isPending) return <Loading label="Loading run…" />;
   if (run.isError) return <ErrorAlert error={run.error} />;
   const r = run.data;

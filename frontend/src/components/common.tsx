@@ -64,7 +64,7 @@ export function QueryState<T>({
   return <>{children(query.data)}</>;
 }
 
-const STATE_COLORS: Record<string, string> = {
+export const STATE_COLORS: Record<string, string> = {
   queued: 'gray',
   starting: 'yellow',
   running: 'blue',

@@ -1,10 +1,10 @@
-import { useMemo, useState } from 'react';
-import { Anchor, Badge, Button, Checkbox, Group, NativeSelect, Table, Text, TextInput } from '@mantine/core';
+import { memo, useCallback, useEffect, useMemo, useState } from 'react';
+import { Button, Group, NativeSelect, Table, Text, TextInput } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { Link, useNavigate } from 'react-router-dom';
 import { useExperiments } from '../api/queries';
 import type { Experiment, ExperimentSort } from '../api/types';
-import { Empty, PageTitle, QueryState, RunStateBadge } from '../components/common';
+import { Empty, PageTitle, QueryState, STATE_COLORS } from '../components/common';
 import { fmtDate, fmtNum } from '../lib/format';
 
 export const SORTS: { value: ExperimentSort; label: string }[] = [
@@ -29,6 +29,78 @@ export function sortExperiments(items: Experiment[], sort: string): Experiment[]
   });
 }
 
+/** Experiments per page (rendering a row costs a few ms; 50 keep the list quick). */
+export const PAGE_SIZE = 50;
+
+/** The query of one page of the list (also prefetched, so its key must match exactly). */
+export const experimentsPageQuery = (name: string, tag: string, sort: ExperimentSort, page: number) => ({
+  name,
+  tag,
+  sort,
+  limit: PAGE_SIZE,
+  offset: page * PAGE_SIZE,
+});
+
+/** Runs by state as one light line of colored counts (title spells it out). */
+function StateSummary({ byState }: { byState: Record<string, number> }) {
+  const entries = Object.entries(byState).filter(([, n]) => n > 0);
+  if (entries.length === 0) return null;
+  return (
+    <span className="tl-state-summary" title={entries.map(([s, n]) => `${n} ${s}`).join(', ')}>
+      {entries.map(([s, n], i) => (
+        <span key={s} data-testid="state-label" data-state={s} style={{ color: `var(--mantine-color-${STATE_COLORS[s] ?? 'gray'}-5)`, fontSize: 12 }}>
+          {i > 0 ? ' · ' : ' '}
+          {n} {s}
+        </span>
+      ))}
+    </span>
+  );
+}
+
+const ExperimentRow = memo(function ExperimentRow({
+  e,
+  checked,
+  onToggle,
+  onTag,
+}: {
+  e: Experiment;
+  checked: boolean;
+  onToggle: (id: number) => void;
+  onTag: (tag: string) => void;
+}) {
+  return (
+    <Table.Tr data-testid="experiment-row" data-id={e.id}>
+      <Table.Td>
+        <input
+          type="checkbox"
+          checked={checked}
+          onChange={() => onToggle(e.id)}
+          aria-label={`select ${e.name}`}
+          data-testid={`select-${e.id}`}
+        />
+      </Table.Td>
+      <Table.Td>
+        <Link to={`/experiments/${e.id}`} data-testid="experiment-name" className="tl-link">
+          {e.name}
+        </Link>
+      </Table.Td>
+      <Table.Td>
+        {e.tags.map((t) => (
+          <button key={t} type="button" className="tl-tag tl-clickable" onClick={() => onTag(t)}>
+            {t}
+          </button>
+        ))}
+      </Table.Td>
+      <Table.Td>
+        <span style={{ fontSize: 14 }}>{e.runs_count ?? '—'}</span>
+        <StateSummary byState={e.runs_by_state ?? {}} />
+      </Table.Td>
+      <Table.Td>{fmtNum(e.best_test_sharpe)}</Table.Td>
+      <Table.Td>{fmtDate(e.created_at)}</Table.Td>
+    </Table.Tr>
+  );
+});
+
 export function ExperimentsPage() {
   const navigate = useNavigate();
   const [name, setName] = useState('');
@@ -37,9 +109,17 @@ export function ExperimentsPage() {
   const [selected, setSelected] = useState<number[]>([]);
   const [debouncedName] = useDebouncedValue(name, 250);
   const [debouncedTag] = useDebouncedValue(tag, 250);
-  const query = useExperiments({ name: debouncedName.trim(), tag: debouncedTag.trim(), sort });
+  const [page, setPage] = useState(0);
+  const qName = debouncedName.trim();
+  const qTag = debouncedTag.trim();
+  useEffect(() => setPage(0), [qName, qTag, sort]);
+  const query = useExperiments(experimentsPageQuery(qName, qTag, sort, page));
   const rows = useMemo(() => (query.data ? sortExperiments(query.data.data, sort) : []), [query.data, sort]);
-  const toggle = (id: number) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id]));
+  const total = query.data?.count ?? rows.length;
+  const toggle = useCallback(
+    (id: number) => setSelected((s) => (s.includes(id) ? s.filter((x) => x !== id) : [...s, id])),
+    [],
+  );
 
   return (
     <>
@@ -96,49 +176,32 @@ export function ExperimentsPage() {
               </Table.Thead>
               <Table.Tbody>
                 {rows.map((e) => (
-                  <Table.Tr key={e.id} data-testid="experiment-row" data-id={e.id}>
-                    <Table.Td>
-                      <Checkbox
-                        checked={selected.includes(e.id)}
-                        onChange={() => toggle(e.id)}
-                        aria-label={`select ${e.name}`}
-                        data-testid={`select-${e.id}`}
-                      />
-                    </Table.Td>
-                    <Table.Td>
-                      <Anchor component={Link} to={`/experiments/${e.id}`} data-testid="experiment-name">
-                        {e.name}
-                      </Anchor>
-                    </Table.Td>
-                    <Table.Td>
-                      <Group gap={4}>
-                        {e.tags.map((t) => (
-                          <Badge key={t} variant="outline" size="sm" className="tl-clickable" onClick={() => setTag(t)}>
-                            {t}
-                          </Badge>
-                        ))}
-                      </Group>
-                    </Table.Td>
-                    <Table.Td>
-                      <Group gap={4}>
-                        <Text size="sm">{e.runs_count ?? '—'}</Text>
-                        {Object.entries(e.runs_by_state ?? {}).map(([s, n]) => (
-                          <Group gap={2} key={s}>
-                            <RunStateBadge state={s} testid="state-label" />
-                            <Text size="xs">{n}</Text>
-                          </Group>
-                        ))}
-                      </Group>
-                    </Table.Td>
-                    <Table.Td>{fmtNum(e.best_test_sharpe)}</Table.Td>
-                    <Table.Td>{fmtDate(e.created_at)}</Table.Td>
-                  </Table.Tr>
+                  <ExperimentRow key={e.id} e={e} checked={selected.includes(e.id)} onToggle={toggle} onTag={setTag} />
                 ))}
               </Table.Tbody>
             </Table>
           )
         }
       </QueryState>
+      {total > 0 && (
+        <Group justify="flex-end" mt="sm" gap="xs" data-testid="experiments-pager">
+          <Text size="sm" c="dimmed" data-testid="page-range">
+            {page * PAGE_SIZE + 1}–{Math.min(total, page * PAGE_SIZE + rows.length)} of {total}
+          </Text>
+          <Button size="xs" variant="default" disabled={page === 0} onClick={() => setPage((p) => Math.max(0, p - 1))} data-testid="page-prev">
+            Previous
+          </Button>
+          <Button
+            size="xs"
+            variant="default"
+            disabled={(page + 1) * PAGE_SIZE >= total}
+            onClick={() => setPage((p) => p + 1)}
+            data-testid="page-next"
+          >
+            Next
+          </Button>
+        </Group>
+      )}
     </>
   );
 }

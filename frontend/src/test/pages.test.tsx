@@ -103,7 +103,7 @@ describe('pages', () => {
     expect(await screen.findByTestId('runs-table')).toHaveTextContent('#7');
     const equity = await screen.findByTestId('equity-chart');
     expect(equity).toHaveAttribute('data-series', '2');
-    expect(screen.getByTestId('drawdown-chart')).toBeInTheDocument();
+    expect(await screen.findByTestId('drawdown-chart')).toBeInTheDocument();
     expect(await screen.findByTestId('trades-table')).toHaveTextContent('signal');
     await waitFor(() => expect(screen.getByTestId('trades-chart')).toHaveAttribute('data-markers', '2'));
     await userEvent.click(screen.getByRole('tab', { name: 'Training curves' }));
