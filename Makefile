@@ -59,6 +59,7 @@ bench: setup
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_api.py
 	$(PY) bench/bench_compute.py
+	$(PY) bench/bench_ui.py
 
 # Re-pin requirements.lock (the Docker image's full runtime closure) from requirements.txt in a fresh venv.
 lock:
