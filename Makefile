@@ -52,7 +52,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup
+bench: setup browser
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_tools.py
 	$(PY) bench/bench_env.py
