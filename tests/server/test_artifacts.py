@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import polars as pl
@@ -65,6 +67,18 @@ def test_equity_comes_downsampled_per_policy(client: TestClient, run_folder: Pat
     assert len(small["ts"]) == 20 and all(len(curve) == 20 for curve in small["equity"].values())
     assert small["ts"][0] == full["ts"][0] and small["ts"][-1] == full["ts"][-1]
     assert client.get(f"/api/runs/{run_id}/equity", params={"split": "future"}).status_code == 422
+
+
+def test_a_rewritten_equity_file_is_read_again_not_served_from_the_cache(client: TestClient, run_folder: Path) -> None:
+    run_id = run_with(client, str(run_folder))
+    before = client.get(f"/api/runs/{run_id}/equity", params={"max_points": 100_000}).json()
+    assert client.get(f"/api/runs/{run_id}/equity", params={"max_points": 100_000}).json() == before  # cached
+    path = run_folder / "equity_test.parquet"
+    frame = pl.read_parquet(path)
+    frame.with_columns(pl.col("agent_equity") * 2).write_parquet(path)
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new version even within the clock's resolution
+    after = client.get(f"/api/runs/{run_id}/equity", params={"max_points": 100_000}).json()
+    assert after["equity"]["agent"] == pytest.approx([2 * v for v in before["equity"]["agent"]])
 
 
 def test_trades_come_as_json_rows(client: TestClient, run_folder: Path) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import mimetypes
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import fsspec
 import numpy as np
 import polars as pl
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from tradelab.compute.storage import filesystem
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.lttb import lttb_indices
@@ -62,7 +63,7 @@ def run_storage(session: Session, run_id: int) -> RunStorage:
     run = get_run(session, run_id)
     if not run.artifact_url:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
-    fs, root = fsspec.core.url_to_fs(run.artifact_url)
+    fs, root = filesystem(run.artifact_url)  # with the lab's S3 settings for s3:// folders
     if not fs.isdir(root):  # checked first: RunStorage would create the folder
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
     return RunStorage(run.artifact_url)
@@ -136,7 +137,20 @@ def read_equity(
     max_points: Annotated[int, Query(ge=3, le=100_000)] = 2_000,
 ) -> EquityPublic:
     """Every policy's equity over ``split``, on the bars LTTB keeps of the agent's curve."""
-    frame = _parquet(run_storage(session, run_id), f"equity_{split}.parquet")
+    storage = run_storage(session, run_id)
+    name = f"equity_{split}.parquet"
+    if not storage.exists(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the run has no {name}")
+    info = storage.fs.info(storage.path(name))
+    version = str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or "")
+    return _downsampled_equity(storage.url, name, version, int(info.get("size") or 0), split, max_points)
+
+
+@lru_cache(maxsize=64)
+def _downsampled_equity(url: str, name: str, version: str, size: int, split: str, max_points: int) -> EquityPublic:
+    """The LTTB-downsampled curves of one equity file, cached by the file's version and size: a finished run's
+    artifacts never change, and a year of minute bars takes ~100 ms to read and downsample."""
+    frame = RunStorage(url).read_parquet(name)
     ts = frame["ts"].dt.epoch("ms").to_numpy()
     policies = [column.removesuffix("_equity") for column in frame.columns if column.endswith("_equity")]
     curves = {name: frame[f"{name}_equity"].to_numpy().astype(np.float64) for name in policies}
