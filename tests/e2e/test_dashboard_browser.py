@@ -6,23 +6,16 @@ without reloading; its run's equity chart drawn; two runs compared. Screenshots 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from tests.e2e.test_control_plane import _free_port, wait_healthy
-from tests.env.envs import frame
+from tests.e2e.test_control_plane import live  # noqa: F401  # the fixture: serve + worker over SYN/1m
 from tests.experiments.runs import tiny_config
-from tradelab.cli import app
-from tradelab.data.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,27 +47,15 @@ class Lab:
 
 
 @pytest.fixture
-def lab(home: Path) -> Iterator[Lab]:
-    """SYN/1m in a fresh home, registered; an env config v1 and a tiny experiment; serve + worker."""
-    Store().write("SYN", "1m", frame())
-    token = CliRunner().invoke(app, ["init"]).output.strip().splitlines()[-1]
-    url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "TRADELAB_HOME": str(home)}
-    cli = [sys.executable, "-m", "tradelab.cli"]
-    serve = subprocess.Popen([*cli, "serve", "--port", url.rsplit(":", 1)[1]], cwd=ROOT, env=env)
-    worker = subprocess.Popen([*cli, "worker", "--api-url", url, "--interval", "0.2"], cwd=ROOT, env=env)
-    try:
-        wait_healthy(url)
-        api = httpx.Client(base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        api.post("/datasets/register", json={"symbol": "SYN", "timeframe": "1m"}).raise_for_status()
-        config = tiny_config().model_dump(mode="json", by_alias=True)
-        api.post("/env-configs", json={"name": "tiny-env", "config": config["env"]}).raise_for_status()
-        api.post("/experiments", json={"config": config}).raise_for_status()
-        yield Lab(url, token, api)
-    finally:
-        for process in (worker, serve):
-            process.terminate()
-            process.wait(timeout=15)
+def lab(live: tuple[str, str]) -> Lab:  # noqa: F811  # pytest injects the imported fixture
+    """The live control plane (see ``live``) with SYN/1m registered, an env config v1 and a tiny experiment."""
+    url, token = live
+    api = httpx.Client(base_url=f"{url}/api", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    api.post("/datasets/register", json={"symbol": "SYN", "timeframe": "1m"}).raise_for_status()
+    config = tiny_config().model_dump(mode="json", by_alias=True)
+    api.post("/env-configs", json={"name": "tiny-env", "config": config["env"]}).raise_for_status()
+    api.post("/experiments", json={"config": config}).raise_for_status()
+    return Lab(url, token, api)
 
 
 @pytest.fixture
