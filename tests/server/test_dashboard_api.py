@@ -236,6 +236,7 @@ def web_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str, admin_
     (folder / "assets").mkdir(parents=True)
     (folder / "index.html").write_text("<html>tradelab</html>")
     (folder / "assets" / "app.js").write_text("console.log('tradelab')")
+    (folder / "assets" / "big.css").write_text("body { color: #4dabf7; }\n" * 200)
     (folder / "favicon.ico").write_bytes(b"icon")
     monkeypatch.setenv("TRADELAB_WEB_DIR", str(folder))
     get_settings.cache_clear()
@@ -254,6 +255,20 @@ def test_the_built_dashboard_is_served_with_a_fallback_for_deep_links(web_app: T
     assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
     assert web_app.get("/favicon.ico").content == b"icon"
     assert web_app.get("/assets/missing.js").status_code == 404
+    assert web_app.get("/assets/..%2Findex.html").status_code == 404  # never a file outside assets/
+
+
+def test_assets_are_cached_for_good_and_gzipped_for_clients_that_accept_it(web_app: TestClient) -> None:
+    plain = web_app.get("/assets/big.css", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    packed = web_app.get("/assets/big.css", headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["content-encoding"] == "gzip" and "text/css" in packed.headers["content-type"]
+    assert packed.text == plain.text and int(packed.headers["content-length"]) < len(plain.content) / 10
+    for response in (plain, packed):
+        assert "immutable" in response.headers["cache-control"] and response.headers["vary"] == "Accept-Encoding"
+    small = web_app.get("/assets/app.js", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers and small.text == "console.log('tradelab')"
+    assert web_app.get("/").headers["cache-control"] == "no-cache"
     assert web_app.get("/api/nope").status_code == 404 and web_app.get("/docs/nope").status_code == 404
     assert web_app.get("/api/dashboard").json()["runs_by_state"]["queued"] == 0
     assert web_app.get("/health").status_code == 200 and "paths" in web_app.get("/openapi.json").json()

@@ -11,24 +11,20 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from tradelab import __version__
 from tradelab.server.db import make_engine, session_factory
 from tradelab.server.deps import AUTH_RESPONSES
 from tradelab.server.routes import catalog, health, operations
+from tradelab.server.web_app import serve_web_app
 from tradelab.settings import get_settings
 
 logger = logging.getLogger("tradelab.server")
-
-#: First path segments the dashboard's fallback leaves alone: the API's own (an unknown one stays a 404).
-_NOT_WEB_APP = frozenset({"api", "health", "ready", "docs", "redoc", "openapi.json"})
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -43,41 +39,13 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in [*catalog.routers, *operations.routers]:
         app.include_router(router, prefix="/api", responses=AUTH_RESPONSES)
-    _serve_web_app(app, get_settings().web_app_dir)
+    serve_web_app(app, get_settings().web_app_dir)
     origins = [o for o in os.environ.get("TRADELAB_CORS_ORIGINS", "").split(",") if o]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
     app.exception_handler(DataError)(_refused_value)
     app.middleware("http")(_request_ids)
     return app
-
-
-def _serve_web_app(app: FastAPI, folder: Path) -> None:
-    """Serve the single-page app built into ``folder``: ``/assets/...`` as files, a file of the folder's top level
-    as itself, any other GET outside the API as ``index.html`` (its router reads the path). Without
-    ``index.html``, ``/`` tells how to build it."""
-    index = folder / "index.html"
-    if not index.is_file():
-
-        async def not_built() -> JSONResponse:
-            detail = "the dashboard is not built: run `make setup` (or set TRADELAB_WEB_DIR); the API is at /api"
-            return JSONResponse({"detail": detail, "docs": "/docs"})
-
-        app.get("/", include_in_schema=False)(not_built)
-        return
-    root = folder.resolve()
-    if (root / "assets").is_dir():
-        app.mount("/assets", StaticFiles(directory=root / "assets"), name="assets")
-
-    async def web_app(path: str) -> FileResponse:
-        if path.split("/", 1)[0] in _NOT_WEB_APP:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-        file = (root / path).resolve()
-        if path and file.is_file() and file.parent == root:  # favicon.ico and the like, never outside the folder
-            return FileResponse(file)
-        return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
-
-    app.get("/{path:path}", include_in_schema=False)(web_app)
 
 
 async def _refused_value(request: Request, error: Exception) -> Response:
