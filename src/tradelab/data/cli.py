@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from tradelab.atomic import atomic_write_text
@@ -22,9 +27,18 @@ from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.manifest import Manifest, SourceRecord
 from tradelab.data.repair import repair_dataset
 from tradelab.data.resample import resample_dataset
+from tradelab.data.schema import to_datetime
 from tradelab.data.splits import SplitPlan, chronological_split, chronological_split_by_date, split_dataset, verify_plan
 from tradelab.data.splits import walk_forward as walk_forward_split
 from tradelab.data.store import ConflictPolicy, Store
+from tradelab.data.stream import (
+    BINANCE_REST_URL,
+    BINANCE_WS_URL,
+    StreamIngestor,
+    StreamOptions,
+    StreamStatus,
+)
+from tradelab.data.stream.replay import RECORDING, Faults, ReplayExchange, load_recording
 from tradelab.data.validate import ValidationReport, validate_dataset
 from tradelab.settings import get_settings
 
@@ -406,3 +420,108 @@ def print_sync(report: SyncReport) -> None:
 
 def _when(value: object) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
+
+
+@app.command()
+@reports_errors
+def stream(
+    exchange: Annotated[str, typer.Argument(help="Exchange; only 'binance' (its kline websocket format) for now.")],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Exchange symbol, e.g. BTCUSDT.")],
+    ws_url: Annotated[str, typer.Option(help="Websocket base; '/<symbol>@kline_1m' is appended.")] = BINANCE_WS_URL,
+    rest_url: Annotated[str, typer.Option(help="REST base serving /api/v3/klines, for backfill.")] = BINANCE_REST_URL,
+    store_root: Annotated[
+        Path | None, typer.Option("--store", help="Store folder (default: $TRADELAB_HOME/data).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Backfill from this time (UTC) when the dataset is empty; else start live.")
+    ] = None,
+    max_bars: Annotated[int | None, typer.Option(help="Stop after adding this many bars.")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop once every bar opening before this time (UTC, data time) is stored.")
+    ] = None,
+    backoff: Annotated[float, typer.Option(help="First reconnect delay in seconds (doubles up to 60).")] = 1.0,
+    heartbeat: Annotated[float, typer.Option(help="Seconds between status file updates when idle.")] = 5.0,
+) -> None:
+    """Stream closed 1-minute klines into the store, backfilling missed minutes; status in <dataset>/stream.json."""
+    if exchange != "binance":
+        raise DataError(f"unknown exchange {exchange!r}: only 'binance' is supported", column="exchange")
+    options = StreamOptions(
+        symbol=symbol.upper(),
+        ws_url=ws_url,
+        rest_url=rest_url,
+        since=to_datetime(since) if since else None,
+        max_bars=max_bars,
+        until=to_datetime(until) if until else None,
+        backoff_s=backoff,
+        max_backoff_s=max(60.0, backoff),
+        heartbeat_s=heartbeat,
+    )
+    store = Store(store_root) if store_root is not None else Store()
+    console.print(f"streaming {options.symbol} 1m klines from {ws_url} into {store.dataset_dir(options.symbol)}")
+    ingestor = StreamIngestor(store, options)
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        ingestor.on_status = lambda s: live.update(_stream_line(s))
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or SIGTERM: state "stopped"
+            asyncio.run(_until_terminated(ingestor))
+    console.print(_stream_line(ingestor.status), highlight=False)
+
+
+async def _until_terminated(ingestor: StreamIngestor) -> None:
+    """Run the ingestor; SIGTERM (how a supervisor stops it) cancels it like Ctrl-C does."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await ingestor.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _stream_line(s: StreamStatus) -> str:
+    last = f"{s.last_bar_ts:%Y-%m-%d %H:%M}" if s.last_bar_ts else "-"
+    lag = f"{s.lag_s:,.1f} s" if s.lag_s is not None else "-"
+    return (
+        f"{s.symbol} {s.state}: last bar {last} UTC, lag {lag}, +{s.bars_written} bars ({s.backfilled} backfilled), "
+        f"{s.duplicates} duplicates, {s.out_of_order} out of order, {s.conflicts} conflicts, "
+        f"{s.malformed} malformed, {s.reconnects} reconnects"
+    )
+
+
+@app.command("stream-replay")
+def stream_replay(
+    file: Annotated[Path, typer.Option(help="Recorded kline messages, one JSON per line.")] = RECORDING,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
+    interval: Annotated[float, typer.Option(help="Seconds between messages.")] = 0.25,
+    disconnect_every: Annotated[int, typer.Option(help="Drop the connection every N messages (0: never).")] = 0,
+    missed: Annotated[int, typer.Option(help="Messages that pass while a dropped client is away.")] = 8,
+    duplicate_every: Annotated[int, typer.Option(help="Send every N-th message twice (0: never).")] = 0,
+    out_of_order_every: Annotated[int, typer.Option(help="Send every N-th message late (0: never).")] = 0,
+    malformed_every: Annotated[int, typer.Option(help="Insert a malformed message every N (0: never).")] = 0,
+    rebase: Annotated[bool, typer.Option(help="Move the recording so that its last bar closes now.")] = True,
+    exit_when_done: Annotated[bool, typer.Option(help="Exit once all is played and the client left.")] = False,
+) -> None:
+    """Serve a local fake Binance (kline websocket + REST klines) replaying a recording with scripted faults."""
+    messages = load_recording(file)
+    if rebase:
+        now_minute = int(time.time() * 1000) // 60_000 * 60_000
+        messages = load_recording(file, shift_ms=now_minute - (messages[-1]["k"]["T"] + 1))
+    faults = Faults.every(
+        len(messages),
+        disconnect=disconnect_every,
+        duplicate=duplicate_every,
+        out_of_order=out_of_order_every,
+        malformed=malformed_every,
+        missed_on_disconnect=missed,
+    )
+    with ReplayExchange(messages, faults=faults, interval_s=interval, host=host, port=port) as replay:
+        typer.echo(f"replaying {len(messages)} {replay.symbol} messages on {replay.ws_url} and {replay.rest_url}")
+        typer.echo(
+            f"stream it with: tradelab data stream binance --symbol {replay.symbol} "
+            f"--ws-url {replay.ws_url} --rest-url {replay.rest_url}"
+        )
+        try:
+            while not (exit_when_done and replay.done):
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
