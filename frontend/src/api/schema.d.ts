@@ -362,6 +362,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/experiments/{experiment_id}/ensembles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Ensemble
+         * @description Queue the evaluation of an ensemble of the experiment's succeeded runs.
+         */
+        post: operations["create_ensemble_api_experiments__experiment_id__ensembles_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/experiments/{experiment_id}/runs": {
         parameters: {
             query?: never;
@@ -373,9 +393,29 @@ export interface paths {
         put?: never;
         /**
          * Create Run
-         * @description Queue a run of experiment ``experiment_id``.
+         * @description Queue a training run of experiment ``experiment_id``.
          */
         post: operations["create_run_api_experiments__experiment_id__runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{experiment_id}/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Sweep
+         * @description Queue a sweep run of experiment ``experiment_id`` (its config must have a ``sweep`` section).
+         */
+        post: operations["create_sweep_api_experiments__experiment_id__sweeps_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -506,6 +546,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Evaluation
+         * @description Queue a re-evaluation of run ``run_id`` on its dataset's newest ``days`` days (``oos/…`` metrics, filed
+         *     under the run as well).
+         */
+        post: operations["create_evaluation_api_runs__run_id__evaluations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/heartbeat": {
         parameters: {
             query?: never;
@@ -568,6 +629,8 @@ export interface paths {
         /**
          * Ingest Metrics
          * @description Store a batch of points in one insert and announce it with one ``metrics`` event.
+         *
+         *     An ``evaluate`` run's ``oos/…`` points are filed under the run it scores as well (its record over time).
          */
         post: operations["ingest_metrics_api_runs__run_id__metrics_post"];
         delete?: never;
@@ -655,6 +718,34 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{run_id}/watch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Watch
+         * @description Run ``run_id``'s watch.
+         */
+        get: operations["read_watch_api_runs__run_id__watch_get"];
+        /**
+         * Set Watch
+         * @description Re-evaluate run ``run_id`` on a schedule (replaces its watch); the worker of ``backend`` queues each one.
+         */
+        put: operations["set_watch_api_runs__run_id__watch_put"];
+        post?: never;
+        /**
+         * Delete Watch
+         * @description Stop re-evaluating run ``run_id`` (its recorded ``oos/…`` metrics stay).
+         */
+        delete: operations["delete_watch_api_runs__run_id__watch_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -759,6 +850,26 @@ export interface paths {
          *     ``("body", "params", <name>)``.
          */
         post: operations["preview_tool_api_tools__name__preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/watches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Watches
+         * @description Every watch, by run.
+         */
+        get: operations["list_watches_api_watches_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1143,6 +1254,32 @@ export interface components {
             data: components["schemas"]["DatasetPublic"][];
         };
         /**
+         * EnsembleCreate
+         * @description An ensemble of the experiment's finished runs (``members``: run ids), evaluated on their test segment.
+         */
+        EnsembleCreate: {
+            /**
+             * Backend
+             * @description a compute backend (GET /api/compute/backends)
+             * @default local
+             */
+            backend: string;
+            /**
+             * Gpu Type
+             * @description the backend's GPU type id; its default when null
+             */
+            gpu_type?: string | null;
+            /**
+             * Max Cost
+             * @description the most the run may cost, every attempt included
+             */
+            max_cost?: number | null;
+            /** Max Wall Time S */
+            max_wall_time_s?: number | null;
+            /** Members */
+            members: number[];
+        };
+        /**
          * EnvConfigCreate
          * @description A new version of the env config ``name`` (its first when the name is new).
          */
@@ -1212,6 +1349,35 @@ export interface components {
              * @description bar times, epoch milliseconds (UTC)
              */
             ts: number[];
+        };
+        /**
+         * EvaluationCreate
+         * @description A re-evaluation of a finished run on the last ``days`` days of its dataset's newest bars.
+         */
+        EvaluationCreate: {
+            /**
+             * Backend
+             * @description a compute backend (GET /api/compute/backends)
+             * @default local
+             */
+            backend: string;
+            /**
+             * Days
+             * @default 30
+             */
+            days: number;
+            /**
+             * Gpu Type
+             * @description the backend's GPU type id; its default when null
+             */
+            gpu_type?: string | null;
+            /**
+             * Max Cost
+             * @description the most the run may cost, every attempt included
+             */
+            max_cost?: number | null;
+            /** Max Wall Time S */
+            max_wall_time_s?: number | null;
         };
         /**
          * ExperimentClone
@@ -1428,7 +1594,7 @@ export interface components {
         };
         /**
          * RunCreate
-         * @description A run to queue: the seed defaults to the experiment's first; ``backend`` names where it executes.
+         * @description A training run to queue: the seed defaults to the experiment's first.
          */
         RunCreate: {
             /**
@@ -1452,6 +1618,13 @@ export interface components {
             /** Seed */
             seed?: number | null;
         };
+        /**
+         * RunKind
+         * @description What a run's agent executes: training (the default), a sweep, an ensemble's evaluation, or a re-evaluation
+         *     of another run on the newest data.
+         * @enum {string}
+         */
+        RunKind: "train" | "sweep" | "ensemble" | "evaluate";
         /**
          * RunLogPublic
          * @description One line of a run's log.
@@ -1518,12 +1691,17 @@ export interface components {
             id: number;
             /** Idempotency Key */
             idempotency_key: string | null;
+            kind: components["schemas"]["RunKind"];
             /** Max Attempts */
             max_attempts: number;
             /** Max Cost */
             max_cost: number | null;
             /** Max Wall Time S */
             max_wall_time_s: number | null;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            } | null;
             /** Preemptions */
             preemptions: number;
             /**
@@ -1541,11 +1719,23 @@ export interface components {
         };
         /**
          * RunSpec
-         * @description What a run executes: its experiment's config and its seed.
+         * @description What a run executes: its kind, its experiment's config and its seed, the kind's parameters, and the
+         *     artifact folders of the runs it reads (an ensemble's members, the run an evaluation scores).
          */
         RunSpec: {
             /** Config */
             config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Inputs
+             * @description artifact folders of the runs named in params
+             */
+            inputs?: string[];
+            /** @default train */
+            kind: components["schemas"]["RunKind"];
+            /** Params */
+            params?: {
                 [key: string]: unknown;
             };
             /** Seed */
@@ -1581,6 +1771,35 @@ export interface components {
             count: number;
             /** Data */
             data: components["schemas"]["RunPublic"][];
+        };
+        /**
+         * SweepCreate
+         * @description A sweep of the experiment's ``sweep`` section: ``trials`` Optuna trials in one run, with the seed given or
+         *     the experiment's first.
+         */
+        SweepCreate: {
+            /**
+             * Backend
+             * @description a compute backend (GET /api/compute/backends)
+             * @default local
+             */
+            backend: string;
+            /**
+             * Gpu Type
+             * @description the backend's GPU type id; its default when null
+             */
+            gpu_type?: string | null;
+            /**
+             * Max Cost
+             * @description the most the run may cost, every attempt included
+             */
+            max_cost?: number | null;
+            /** Max Wall Time S */
+            max_wall_time_s?: number | null;
+            /** Seed */
+            seed?: number | null;
+            /** Trials */
+            trials: number;
         };
         /**
          * ToolPreview
@@ -1707,6 +1926,59 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * WatchPublic
+         * @description A watch as the API shows it.
+         */
+        WatchPublic: {
+            /**
+             * Backend
+             * @description a compute backend (GET /api/compute/backends)
+             * @default local
+             */
+            backend: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Every S
+             * @default 86400
+             */
+            every_s: number;
+            /** Last Queued At */
+            last_queued_at: string | null;
+            /** Run Id */
+            run_id: number;
+            /**
+             * Window Days
+             * @default 30
+             */
+            window_days: number;
+        };
+        /**
+         * WatchSet
+         * @description Re-evaluate the run on the last ``window_days`` days every ``every_s`` seconds, on ``backend``.
+         */
+        WatchSet: {
+            /**
+             * Backend
+             * @description a compute backend (GET /api/compute/backends)
+             * @default local
+             */
+            backend: string;
+            /**
+             * Every S
+             * @default 86400
+             */
+            every_s: number;
+            /**
+             * Window Days
+             * @default 30
+             */
+            window_days: number;
         };
     };
     responses: never;
@@ -2901,6 +3173,67 @@ export interface operations {
             };
         };
     };
+    create_ensemble_api_experiments__experiment_id__ensembles_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EnsembleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPublic"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such experiment or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description a member is not a finished run of the experiment */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     create_run_api_experiments__experiment_id__runs_post: {
         parameters: {
             query?: never;
@@ -2954,6 +3287,67 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_sweep_api_experiments__experiment_id__sweeps_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SweepCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPublic"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such experiment or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the experiment's config has no valid sweep section */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the database is unavailable */
             503: {
@@ -3309,6 +3703,76 @@ export interface operations {
             };
             /** @description no such run, artifact folder or file */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_evaluation_api_runs__run_id__evaluations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvaluationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunPublic"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such experiment or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run has no trained model (yet) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3903,6 +4367,192 @@ export interface operations {
             };
         };
     };
+    read_watch_api_runs__run_id__watch_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WatchPublic"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not watched */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    set_watch_api_runs__run_id__watch_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WatchSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WatchPublic"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such experiment or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run has no trained model (yet) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_watch_api_runs__run_id__watch_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no such experiment or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     env_schema_api_schemas_env_get: {
         parameters: {
             query?: never;
@@ -4154,6 +4804,47 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_watches_api_watches_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WatchPublic"][];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the database is unavailable */
             503: {

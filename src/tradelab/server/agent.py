@@ -1,9 +1,9 @@
 """The run agent: what a compute resource executes for one run (``tradelab agent --run-id N``).
 
-It trains and tests the run's experiment with the ordinary runner, and reports to the control plane with
-the run's own token: ``running`` at the start, a heartbeat every few seconds (saying whether the process did
-CPU or GPU work since the last one, for the idle timeout), every validation's metrics, the log, and
-``succeeded`` (with the artifact folder) or ``failed`` (with the error) at the end.
+It executes the job of the run's kind (:mod:`tradelab.server.jobs`; training by default) and reports to the
+control plane with the run's own token: ``running`` at the start, a heartbeat every few seconds (saying
+whether the process did CPU or GPU work since the last one, for the idle timeout), every validation's
+metrics, the log, and ``succeeded`` (with the artifact folder) or ``failed`` (with the error) at the end.
 
 The token, the API URL and the run's folder arrive in the environment (``TRADELAB_RUN_TOKEN``,
 ``TRADELAB_API_URL``, ``TRADELAB_RUN_URL``), never on the command line; the config is read from the API. On a
@@ -122,13 +122,15 @@ class LogForwarder(logging.Handler):
 
 
 def run_agent(run_id: int, seed: int) -> int:
-    """Run the experiment of run ``run_id`` and report it; the process's exit status (0 on success)."""
+    """Execute run ``run_id`` (the job of its kind, see :mod:`tradelab.server.jobs`) and report it; the process's
+    exit status (0 on success)."""
     from tradelab.experiments.config import load_config
-    from tradelab.experiments.runner import resume_experiment, run_experiment
+    from tradelab.server.jobs import JOBS, Job
 
     reporter = Reporter(os.environ["TRADELAB_API_URL"], os.environ["TRADELAB_RUN_TOKEN"], run_id)
-    spec = reporter.client.get(f"/api/runs/{run_id}/spec")
-    spec.raise_for_status()
+    response = reporter.client.get(f"/api/runs/{run_id}/spec")
+    response.raise_for_status()
+    spec = response.json()
     reporter.post("status", {"state": "running"})
     log = LogForwarder()
     logging.getLogger("tradelab").addHandler(log)
@@ -136,9 +138,8 @@ def run_agent(run_id: int, seed: int) -> int:
     stop = threading.Event()
     beating = threading.Thread(target=reporter.beat_until, args=(stop, log), daemon=True)
     beating.start()
-    logger.info("run %d: training seed %d", run_id, seed)
     try:
-        config = load_config(spec.json()["config"])
+        config = load_config(spec["config"])
         out = os.environ.get("TRADELAB_RUN_URL") or str(get_settings().home / "artifacts" / "runs" / f"run-{run_id}")
         if os.environ.get("TRADELAB_DATA_URL"):
             from tradelab.compute.storage import pull_dataset
@@ -146,21 +147,10 @@ def run_agent(run_id: int, seed: int) -> int:
             dataset = config.env.dataset
             report = pull_dataset(dataset.symbol, dataset.timeframe, os.environ["TRADELAB_DATA_URL"])
             logger.info("run %d: dataset pulled (%s)", run_id, report)
-
-        def on_evaluation(timesteps: int, metrics: dict[str, Any]) -> bool:
-            reporter.metrics(timesteps, metrics, "val")
-            return True
-
-        earlier = _checkpointed(out)
-        if earlier is not None:
-            logger.info("run %d: resuming from the checkpoint in %s", run_id, earlier)
-            outcome = resume_experiment(earlier, progress=False, on_evaluation=on_evaluation)
-        else:
-            (outcome,) = run_experiment(config, out, seed=seed, progress=False, on_evaluation=on_evaluation)
-        reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
-        logger.info("run %d: stopped by %s; artifacts in %s", run_id, outcome.results["stopped_by"], outcome.url)
+        job = Job(run_id, config, seed, spec.get("params") or {}, spec.get("inputs") or [], out, reporter)
+        url = JOBS[spec.get("kind", "train")](job)
         log.flush_to(reporter)
-        reporter.post("status", {"state": "succeeded", "artifact_url": outcome.url})
+        reporter.post("status", {"state": "succeeded", "artifact_url": url})
         return 0
     except Exception:
         error = traceback.format_exc()
@@ -172,15 +162,3 @@ def run_agent(run_id: int, seed: int) -> int:
         stop.set()
         beating.join(timeout=HEARTBEAT_S + 1)
         reporter.client.close()
-
-
-def _checkpointed(out: str) -> str | None:
-    """The folder under ``out`` of an earlier attempt of this run that left a checkpoint, or None."""
-    from tradelab.experiments.artifacts import RunStorage
-
-    storage = RunStorage(out)
-    found = sorted(storage.fs.glob(storage.path("*/checkpoint.zip")))
-    if not found:
-        return None
-    folder = found[-1].rsplit("/", 1)[0]
-    return folder if "://" not in out else f"{out.split('://', 1)[0]}://{folder}"

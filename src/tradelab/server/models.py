@@ -116,6 +116,16 @@ class Experiment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RunKind(StrEnum):
+    """What a run's agent executes: training (the default), a sweep, an ensemble's evaluation, or a re-evaluation
+    of another run on the newest data."""
+
+    TRAIN = "train"
+    SWEEP = "sweep"
+    ENSEMBLE = "ensemble"
+    EVALUATE = "evaluate"
+
+
 class Run(Base):
     """One run of an experiment (one seed), from the queue to a final state."""
 
@@ -125,6 +135,9 @@ class Run(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     state: Mapped[str] = mapped_column(String(16), default=RunState.QUEUED)
+    kind: Mapped[str] = mapped_column(String(16), default=RunKind.TRAIN, server_default=RunKind.TRAIN.value)
+    #: What the kind needs (see :mod:`tradelab.server.routes.jobs`); None for a training run.
+    params: Mapped[dict[str, Any] | None]
     seed: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=2)
@@ -194,6 +207,19 @@ class Budget(Base):
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     monthly_cap: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Watch(Base):
+    """A run re-evaluated on the newest data every ``every_s`` seconds (an ``evaluate`` run the worker queues)."""
+
+    __tablename__ = "watches"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    window_days: Mapped[int] = mapped_column(Integer)
+    every_s: Mapped[float] = mapped_column(Float)
+    backend: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_queued_at: Mapped[datetime | None]
 
 
 class Event(Base):

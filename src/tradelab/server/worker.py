@@ -4,6 +4,8 @@ The database is the queue and the source of truth; the reconciler keeps no state
 killed at any moment (``kill -9`` included) and restarted: it adopts the processes it finds, and never starts
 a run twice (claims are atomic, starts are idempotent by key). Each tick:
 
+0. **schedule** the re-evaluations of watched runs that are due (an ``evaluate`` run each, on the watch's
+   backend; one worker wins each due watch, and none is queued while the previous one is still active);
 1. **claim** queued runs of its backend up to the concurrency limit, each in its own transaction (``SELECT …
    FOR UPDATE SKIP LOCKED`` on Postgres; a conditional ``UPDATE … RETURNING`` under SQLite's write lock),
    checking the budget atomically: the worst-case cost (hourly price × max wall time) is reserved against the
@@ -35,7 +37,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tradelab.compute.base import ComputeBackend, ComputeError, ComputeSpec, ComputeState, Handle
 from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import is_sqlite, session_factory, transaction
-from tradelab.server.models import Event, Experiment, Run, RunState, Token, utcnow
+from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, Token, Watch, utcnow
+from tradelab.server.routes.jobs import evaluate_later
+from tradelab.server.routes.runs import LaunchOptions
 from tradelab.server.security import issue_token
 from tradelab.settings import get_settings
 
@@ -80,6 +84,7 @@ class WorkerConfig:
 class TickReport:
     """What one tick did (for logs and tests)."""
 
+    scheduled: list[int] = field(default_factory=list)
     claimed: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
     ended: dict[int, str] = field(default_factory=dict)
@@ -103,8 +108,9 @@ class Reconciler:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"[-64:]
 
     def tick(self) -> TickReport:
-        """One pass of watch, settle, claim, start and reap."""
+        """One pass of schedule, watch, settle, claim, start and reap."""
         report = TickReport()
+        self._schedule(report)
         self._watch(report)
         self._settle()
         self._claim(report)
@@ -119,10 +125,9 @@ class Reconciler:
             try:
                 report = self.tick()
                 backoff = interval_s
-                if report.claimed or report.ended or report.reaped:
-                    logger.info(
-                        "tick", extra={"claimed": report.claimed, "ended": report.ended, "reaped": report.reaped}
-                    )
+                if report.scheduled or report.claimed or report.ended or report.reaped:
+                    extra = {"scheduled": report.scheduled, "claimed": report.claimed, "ended": report.ended}
+                    logger.info("tick", extra={**extra, "reaped": report.reaped})
             except OperationalError as error:
                 backoff = min(backoff * 2, 30.0)
                 logger.warning(
@@ -132,6 +137,30 @@ class Reconciler:
                 backoff = min(backoff * 2, 30.0)
                 logger.warning("compute backend unavailable, retrying", extra={"error": str(error)[:200]})
             stop.wait(backoff)
+
+    # 0. schedule
+    def _schedule(self, report: TickReport) -> None:
+        now = utcnow()
+        with transaction(self.sessions) as session:
+            pending = select(Run).where(Run.kind == RunKind.EVALUATE, Run.state.in_([RunState.QUEUED, *_ACTIVE]))
+            busy = {(run.params or {}).get("run_id") for run in session.scalars(pending)}
+            for watch in session.scalars(select(Watch).where(Watch.backend == self.backend.name)).all():
+                cutoff = now - timedelta(seconds=watch.every_s)
+                due = (Watch.last_queued_at.is_(None)) | (Watch.last_queued_at <= cutoff)
+                if watch.run_id in busy:
+                    continue
+                won = session.execute(
+                    update(Watch)
+                    .where(Watch.run_id == watch.run_id, due)
+                    .values(last_queued_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if won.rowcount != 1:  # not due, or another worker queued it first
+                    continue
+                target = session.get(Run, watch.run_id)
+                if target is not None and target.state == RunState.SUCCEEDED and target.artifact_url:
+                    options = LaunchOptions(backend=watch.backend)
+                    report.scheduled.append(evaluate_later(session, target, options, watch.window_days).id)
 
     # 1. claim
     def _claim(self, report: TickReport) -> None:

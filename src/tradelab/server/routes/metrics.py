@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.lttb import lttb_indices
-from tradelab.server.models import Event, MetricPoint
+from tradelab.server.models import Event, MetricPoint, RunKind
 from tradelab.server.routes.common import MAX_BIGINT, Id
 from tradelab.server.routes.runs import RUN_NOT_FOUND, get_run
 
@@ -69,19 +69,31 @@ class MetricSeriesPublic(BaseModel):
 
 @router.post("/runs/{run_id}/metrics", response_model=MetricsIngested, status_code=status.HTTP_201_CREATED)
 def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep) -> MetricsIngested:
-    """Store a batch of points in one insert and announce it with one ``metrics`` event."""
+    """Store a batch of points in one insert and announce it with one ``metrics`` event.
+
+    An ``evaluate`` run's ``oos/…`` points are filed under the run it scores as well (its record over time).
+    """
     values = np.fromiter((p.value for p in body.points), dtype=np.float64, count=len(body.points))
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):  # checked here, not by pydantic, whose 422 would echo the non-finite input (not valid JSON)
         index = int(bad[0])
         detail = [{"type": "finite_number", "loc": ["body", "points", index, "value"], "msg": "must be finite"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
-    get_run(session, run_id)
-    _insert_points(session, run_id, body.points)
+    run = get_run(session, run_id)
+    _file_points(session, run_id, body.points)
+    if run.kind == RunKind.EVALUATE and run.params and "run_id" in run.params:
+        scored = [p for p in body.points if p.key.startswith("oos/")]
+        if scored:
+            _file_points(session, int(run.params["run_id"]), scored)
     keys = sorted({p.key for p in body.points})
-    last_step = max(p.step for p in body.points)
-    session.add(Event(kind="metrics", run_id=run_id, payload={"keys": keys, "last_step": last_step}))
-    return MetricsIngested(count=len(body.points), keys=keys, last_step=last_step)
+    return MetricsIngested(count=len(body.points), keys=keys, last_step=max(p.step for p in body.points))
+
+
+def _file_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> None:
+    """Insert the points of one run and announce them with one ``metrics`` event."""
+    _insert_points(session, run_id, points)
+    payload = {"keys": sorted({p.key for p in points}), "last_step": max(p.step for p in points)}
+    session.add(Event(kind="metrics", run_id=run_id, payload=payload))
 
 
 def _insert_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
-from tradelab.server.models import Event, Experiment, Run, RunLog, RunState, utcnow
+from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS
 
@@ -30,21 +30,33 @@ REPORTED_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
-class RunCreate(BaseModel):
-    """A run to queue: the seed defaults to the experiment's first; ``backend`` names where it executes."""
+def _known_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}, one of {sorted(BACKENDS)}")
+    return backend
 
-    seed: int | None = Field(None, ge=0, le=MAX_ID)
+
+#: The name of a compute backend the control plane knows.
+BackendName = Annotated[
+    str,
+    Field(max_length=32, description="a compute backend (GET /api/compute/backends)"),
+    AfterValidator(_known_backend),
+]
+
+
+class LaunchOptions(BaseModel):
+    """Where and how a run executes: ``backend``, its GPU type, the most it may cost and run for."""
+
     max_wall_time_s: float | None = Field(None, gt=0)
-    backend: str = Field("local", max_length=32, description="a compute backend (GET /api/compute/backends)")
+    backend: BackendName = "local"
     gpu_type: str | None = Field(None, max_length=64, description="the backend's GPU type id; its default when null")
     max_cost: float | None = Field(None, gt=0, description="the most the run may cost, every attempt included")
 
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, backend: str) -> str:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}, one of {sorted(BACKENDS)}")
-        return backend
+
+class RunCreate(LaunchOptions):
+    """A training run to queue: the seed defaults to the experiment's first."""
+
+    seed: int | None = Field(None, ge=0, le=MAX_ID)
 
 
 class RunPublic(BaseModel):
@@ -55,6 +67,8 @@ class RunPublic(BaseModel):
     id: int
     experiment_id: int
     state: RunState
+    kind: RunKind
+    params: dict[str, Any] | None
     seed: int
     attempts: int
     max_attempts: int
@@ -99,10 +113,14 @@ class Heartbeat(BaseModel):
 
 
 class RunSpec(BaseModel):
-    """What a run executes: its experiment's config and its seed."""
+    """What a run executes: its kind, its experiment's config and its seed, the kind's parameters, and the
+    artifact folders of the runs it reads (an ensemble's members, the run an evaluation scores)."""
 
+    kind: RunKind = RunKind.TRAIN
     config: dict[str, Any]
     seed: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list, description="artifact folders of the runs named in params")
 
 
 class RunLogsCreate(BaseModel):
@@ -164,18 +182,33 @@ def get_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
     responses={404: {"description": "no such experiment"}},
 )
 def create_run(experiment_id: Id, body: RunCreate, session: SessionDep, _admin: AdminDep) -> Run:
-    """Queue a run of experiment ``experiment_id``."""
+    """Queue a training run of experiment ``experiment_id``."""
     experiment = session.get(Experiment, experiment_id)
     if experiment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
     seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
+    return queue_run(session, experiment, body, seed=seed)
+
+
+def queue_run(
+    session: Session,
+    experiment: Experiment,
+    options: LaunchOptions,
+    *,
+    seed: int,
+    kind: RunKind = RunKind.TRAIN,
+    params: dict[str, Any] | None = None,
+) -> Run:
+    """Add a queued run of ``experiment`` with its ``run_state`` event."""
     run = Run(
-        experiment_id=experiment_id,
+        experiment_id=experiment.id,
+        kind=kind,
+        params=params,
         seed=seed,
-        max_wall_time_s=body.max_wall_time_s,
-        backend=body.backend,
-        gpu_type=body.gpu_type,
-        max_cost=body.max_cost,
+        max_wall_time_s=options.max_wall_time_s,
+        backend=options.backend,
+        gpu_type=options.gpu_type,
+        max_cost=options.max_cost,
         state=RunState.QUEUED,
     )
     session.add(run)
@@ -250,7 +283,16 @@ def read_spec(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> RunSpec
     run = get_run(session, run_id)
     experiment = session.get(Experiment, run.experiment_id)
     assert experiment is not None  # runs are deleted with their experiment
-    return RunSpec(config=experiment.config, seed=run.seed)
+    params = run.params or {}
+    inputs = [get_run(session, member).artifact_url or "" for member in input_runs(params)]
+    return RunSpec(kind=RunKind(run.kind), config=experiment.config, seed=run.seed, params=params, inputs=inputs)
+
+
+def input_runs(params: dict[str, Any]) -> list[int]:
+    """The runs whose artifacts a run reads: an ensemble's ``members``, or the ``run_id`` an evaluation scores."""
+    return [int(member) for member in params.get("members", [])] or (
+        [int(params["run_id"])] if "run_id" in params else []
+    )
 
 
 @router.post("/runs/{run_id}/status", response_model=RunPublic, responses=_CONFLICT)
