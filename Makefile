@@ -15,7 +15,7 @@ NODE_MODULES := frontend/node_modules/.package-lock.json
 WEB_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/openapi.json
 
-.PHONY: setup demo test lint bench lock browser clean
+.PHONY: setup demo dry-run test lint bench lock browser clean
 
 setup: $(STAMP) $(WEB)
 
@@ -42,6 +42,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 demo: setup
 	SERVE=$(SERVE) BACKEND=$(BACKEND) bash scripts/demo.sh
+
+# The whole lab rehearsed through the API on the fake RunPod: seeds, a sweep, an ensemble, a re-evaluation.
+dry-run: setup
+	$(PY) scripts/dry_run.py
 
 test: setup browser
 	$(VENV)/bin/ruff check .

@@ -56,8 +56,8 @@ def train(job: Job) -> str:
 
 
 def sweep(job: Job) -> str:
-    """An Optuna study of ``params.trials`` trials over the config's ``sweep`` section (its storage a SQLite file
-    beside the trials, or in a temporary folder when they go to object storage); reports each trial's score as
+    """An Optuna study of ``params.trials`` trials over the config's ``sweep`` section (its storage a SQLite file in
+    a scratch folder of the pod; the trials' run folders go to the run's folder); reports each trial's score as
     ``sweep/value`` at step = trial number and the best trial's test metrics."""
     from optuna.trial import TrialState
 
@@ -66,8 +66,7 @@ def sweep(job: Job) -> str:
     trials = int(job.params["trials"])
     config = job.config.model_copy(update={"seeds": [job.seed]})
     with tempfile.TemporaryDirectory(prefix="tradelab-sweep-") as scratch:
-        storage = None if "://" not in job.out or job.out.startswith("file://") else f"sqlite:///{scratch}/sweep.db"
-        study = run_sweep(config, trials=trials, out=job.out, storage=storage)
+        study = run_sweep(config, trials=trials, out=job.out, storage=f"sqlite:///{scratch}/sweep.db")
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for trial in done:
         job.reporter.metrics(trial.number, {"value": trial.value}, "sweep")
