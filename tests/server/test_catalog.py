@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.env.envs import FEATURES, frame
 from tradelab.data.store import Store
+from tradelab.data.stream.status import StreamStatus, write_stream_status
 from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import transaction
 from tradelab.server.models import Run, RunState
@@ -65,6 +68,23 @@ def test_datasets_register_idempotently_from_the_store(client: TestClient, store
     missing = client.post("/api/datasets/register", json={"symbol": "NOPE"})
     assert missing.status_code == 404 and "no dataset NOPE/1m" in missing.json()["detail"]
     assert client.get("/api/datasets/999").status_code == 404
+
+
+def test_streams_into_the_store_are_listed_live_or_not(client: TestClient, store: Store) -> None:
+    client.app.state.store = store
+    store.write("SYN", "1m", frame())
+    store.write("OTHER", "1m", frame())
+    assert client.get("/api/datasets/streams").json() == []
+    now = datetime.now(UTC)
+    common = {"host": socket.gethostname(), "ws_url": "ws://x", "rest_url": "http://x", "started_at": now}
+    write_stream_status(store, StreamStatus(pid=os.getpid(), state="streaming", symbol="SYN", updated_at=now, **common))
+    stale = now - timedelta(minutes=10)
+    write_stream_status(
+        store, StreamStatus(pid=os.getpid(), state="streaming", symbol="OTHER", updated_at=stale, **common)
+    )
+    streams = {s["symbol"]: s for s in client.get("/api/datasets/streams").json()}
+    assert streams["SYN"]["live"] is True and streams["SYN"]["state"] == "streaming"
+    assert streams["OTHER"]["live"] is False  # it stopped reporting
 
 
 def test_tools_are_described_with_their_parameter_schemas(client: TestClient) -> None:

@@ -8,6 +8,7 @@ export const keys = {
   budgets: ['budgets'] as const,
   backends: ['backends'] as const,
   datasets: ['datasets'] as const,
+  streams: ['datasets', 'streams'] as const,
   dataset: (id: number) => ['dataset', id] as const,
   bars: (id: number, start?: string, end?: string) => ['bars', id, start ?? '', end ?? ''] as const,
   tools: (search: string) => ['tools', search] as const,
@@ -58,6 +59,14 @@ export const useDatasets = () =>
   useQuery({
     queryKey: keys.datasets,
     queryFn: async () => unwrap(await api.GET('/api/datasets', { params: { query: { limit: 500 } } })),
+  });
+
+/** Live ingestion status of every streamed dataset, refreshed every 5 s. */
+export const useStreams = () =>
+  useQuery({
+    queryKey: keys.streams,
+    queryFn: async () => unwrap(await api.GET('/api/datasets/streams')),
+    refetchInterval: 5_000,
   });
 
 export const useDataset = (id: number) =>

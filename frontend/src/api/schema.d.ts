@@ -148,6 +148,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Streams
+         * @description The live ingestion of every stored dataset that has one (``tradelab data stream``): its state, last bar and
+         *     lag, and whether it is ``live`` (its process alive and reporting).
+         */
+        get: operations["list_streams_api_datasets_streams_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/datasets/sync": {
         parameters: {
             query?: never;
@@ -1773,6 +1794,123 @@ export interface components {
             data: components["schemas"]["RunPublic"][];
         };
         /**
+         * StreamStatus
+         * @description The state and counters of one ``tradelab data stream`` process.
+         *
+         *     Times are UTC. ``live`` is not stored: :func:`read_stream_status` computes it.
+         */
+        StreamStatus: {
+            /**
+             * Backfilled
+             * @description of bars_written, those fetched from the REST endpoint
+             * @default 0
+             */
+            backfilled: number;
+            /**
+             * Bars Written
+             * @description bars this run added to the store (stream and backfill)
+             * @default 0
+             */
+            bars_written: number;
+            /**
+             * Conflicts
+             * @description closed bars that differ from the stored bar; the stored one is kept
+             * @default 0
+             */
+            conflicts: number;
+            /**
+             * Duplicates
+             * @description repeats of the last stored bar, identical to it (no-ops)
+             * @default 0
+             */
+            duplicates: number;
+            /**
+             * Error
+             * @description last connection error, or why the process failed
+             */
+            error?: string | null;
+            /**
+             * Heartbeat S
+             * @description the process rewrites this file at least this often
+             * @default 5
+             */
+            heartbeat_s: number;
+            /** Host */
+            host: string;
+            /**
+             * Lag S
+             * @description updated_at minus the close time of the last stored bar
+             */
+            lag_s?: number | null;
+            /**
+             * Last Bar Ts
+             * @description open time of the last stored bar
+             */
+            last_bar_ts?: string | null;
+            /**
+             * Last Malformed
+             * @description reason the last malformed message was rejected
+             */
+            last_malformed?: string | null;
+            /**
+             * Live
+             * @description computed when read: pid alive and updated recently
+             * @default false
+             */
+            live: boolean;
+            /**
+             * Malformed
+             * @description messages or REST rows rejected (see last_malformed)
+             * @default 0
+             */
+            malformed: number;
+            /**
+             * Out Of Order
+             * @description closed bars older than the last stored bar
+             * @default 0
+             */
+            out_of_order: number;
+            /** Pid */
+            pid: number;
+            /**
+             * Reconnects
+             * @default 0
+             */
+            reconnects: number;
+            /** Rest Url */
+            rest_url: string;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "connecting" | "backfilling" | "streaming" | "stopped" | "failed";
+            /** Symbol */
+            symbol: string;
+            /**
+             * Timeframe
+             * @default 1m
+             */
+            timeframe: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Updates
+             * @description intermediate (not closed) kline updates seen; never stored
+             * @default 0
+             */
+            updates: number;
+            /** Ws Url */
+            ws_url: string;
+        };
+        /**
          * SweepCreate
          * @description A sweep of the experiment's ``sweep`` section: ``trials`` Optuna trials in one run, with the seed given or
          *     the experiment's first.
@@ -2411,6 +2549,47 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_streams_api_datasets_streams_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"][];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the database is unavailable */
             503: {

@@ -10,6 +10,7 @@ export type ToolPreview = Schemas['ToolPreview'];
 export type Run = Schemas['RunPublic'];
 export type RunState = Schemas['RunState'];
 export type Dataset = Schemas['DatasetPublic'];
+export type StreamStatus = Schemas['StreamStatus'];
 export type DatasetDetail = Schemas['DatasetDetail'];
 export type Tool = Schemas['ToolPublic'];
 export type EnvConfig = Schemas['EnvConfigPublic'];

@@ -1,8 +1,8 @@
 import { useMemo, useState } from 'react';
 import { Anchor, Badge, Button, Card, Group, SimpleGrid, Stack, Table, Text, TextInput } from '@mantine/core';
 import { Link, useParams } from 'react-router-dom';
-import { useBars, useDataset, useDatasets } from '../api/queries';
-import type { BarsPublic } from '../api/types';
+import { useBars, useDataset, useDatasets, useStreams } from '../api/queries';
+import type { BarsPublic, StreamStatus } from '../api/types';
 import { CandlesChart, type Candle, type Marker } from '../components/charts/Chart';
 import { Empty, ErrorAlert, JsonView, Loading, PageTitle, QueryState, Section } from '../components/common';
 import { downsampleForDisplay } from '../lib/downsample';
@@ -10,6 +10,7 @@ import { fmtDate, spanLabel, toEpochSeconds } from '../lib/format';
 
 export function DatasetsPage() {
   const query = useDatasets();
+  const streams = useStreams().data ?? [];
   return (
     <>
       <PageTitle title="Datasets" />
@@ -34,9 +35,14 @@ export function DatasetsPage() {
                 {d.data.map((ds) => (
                   <Table.Tr key={ds.id} data-testid="dataset-row">
                     <Table.Td>
-                      <Anchor component={Link} to={`/datasets/${ds.id}`}>
-                        {ds.symbol}
-                      </Anchor>
+                      <Group gap="xs">
+                        <Anchor component={Link} to={`/datasets/${ds.id}`}>
+                          {ds.symbol}
+                        </Anchor>
+                        <StreamBadge
+                          stream={streams.find((s) => s.symbol === ds.symbol && s.timeframe === ds.timeframe)}
+                        />
+                      </Group>
                     </Table.Td>
                     <Table.Td>{ds.timeframe}</Table.Td>
                     <Table.Td>{ds.version}</Table.Td>
@@ -54,6 +60,24 @@ export function DatasetsPage() {
         }
       </QueryState>
     </>
+  );
+}
+
+/** A streamed dataset's ingestion: "live" with its last bar and lag, else the stream's last state. */
+export function StreamBadge({ stream }: { stream: StreamStatus | undefined }) {
+  if (!stream) return null;
+  const lag = stream.lag_s == null ? '' : `, lag ${Math.round(stream.lag_s)} s`;
+  const title = `last bar ${stream.last_bar_ts ? fmtDate(stream.last_bar_ts) : 'none yet'}${lag}`;
+  return (
+    <Badge
+      color={stream.live ? 'teal' : stream.state === 'failed' ? 'red' : 'gray'}
+      variant={stream.live ? 'filled' : 'light'}
+      title={title}
+      data-testid="stream-badge"
+      data-live={stream.live}
+    >
+      {stream.live ? 'live' : `stream ${stream.state}`}
+    </Badge>
   );
 }
 

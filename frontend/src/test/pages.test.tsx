@@ -40,6 +40,8 @@ const api: Handler = (req, url) => {
       best_runs: [{ id: 6, experiment_id: 3, experiment_name: 'ppo-btc', state: 'succeeded', backend: 'local', seed: 0, cost: 0.2, queued_at: run.queued_at, ended_at: run.ended_at, test_sharpe: 1.234, test_total_return: 0.12 }],
     });
   if (p === '/api/datasets') return json({ data: [dataset], count: 1 });
+  if (p === '/api/datasets/streams')
+    return json([{ symbol: 'BTCUSDT', timeframe: '1m', state: 'streaming', live: true, last_bar_ts: '2024-01-02T00:00:00Z', lag_s: 4.2 }]);
   if (p === '/api/datasets/1') return json({ ...dataset, report: { missing_bars: 2, duplicates: 0 } });
   if (p === '/api/datasets/1/bars') return json(bars);
   if (p === '/api/tools') return json({ data: [tool], count: 1 });
@@ -77,6 +79,9 @@ describe('pages', () => {
     stubFetch(api);
     renderApp('/datasets');
     expect(await screen.findByTestId('dataset-quality')).toHaveTextContent('problems');
+    const live = await screen.findByTestId('stream-badge');
+    expect(live).toHaveTextContent('live');
+    expect(live).toHaveAttribute('title', expect.stringContaining('lag 4 s'));
     await userEvent.click(screen.getByText('BTCUSDT'));
     const chart = await screen.findByTestId('candles-chart');
     expect(chart).toHaveAttribute('data-points', '4');

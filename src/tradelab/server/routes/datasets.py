@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from tradelab.data.errors import DataError
 from tradelab.data.schema import TS, timeframe_ms, to_datetime, to_ms
 from tradelab.data.store import Store
+from tradelab.data.stream.status import StreamStatus, read_stream_status
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
@@ -90,6 +91,14 @@ def list_datasets(
         select(Dataset).order_by(Dataset.symbol, Dataset.timeframe, Dataset.id.desc()).limit(limit).offset(offset)
     ).all()
     return DatasetsPublic(data=[_public(r) for r in rows], count=count)
+
+
+@router.get("/streams")
+def list_streams(store: StoreDep) -> list[StreamStatus]:
+    """The live ingestion of every stored dataset that has one (``tradelab data stream``): its state, last bar and
+    lag, and whether it is ``live`` (its process alive and reporting)."""
+    found = (read_stream_status(store, m.symbol, m.timeframe) for m in store.datasets())
+    return [status for status in found if status is not None]
 
 
 def get_dataset_row(session: Session, dataset_id: int) -> Dataset:
