@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
@@ -185,3 +186,19 @@ def test_heartbeats_mark_the_run_active_only_when_it_worked_and_its_spec_is_read
     assert spec["seed"] == 4 and spec["config"]["seeds"] == [4]
     other = client.post(f"/api/experiments/{experiment_id}/runs", json={}).json()["id"]
     assert client.get(f"/api/runs/{other}/spec", headers=headers).status_code == 403  # another run's token
+
+
+def test_a_slow_start_is_not_mistaken_for_silence_once_the_run_reports_running(client: TestClient) -> None:
+    """A pod that took longer than the heartbeat timeout to start is judged from its ``running`` report on."""
+    experiment_id = make_experiment(client)
+    run_id = client.post(f"/api/experiments/{experiment_id}/runs", json={}).json()["id"]
+    long_ago = datetime.now(UTC) - timedelta(seconds=400)  # claimed 400 s ago: the image took that long to pull
+    with transaction(client.app.state.sessions) as session:
+        run = session.get(Run, run_id)
+        run.state, run.started_at, run.heartbeat_at = RunState.STARTING, long_ago, long_ago
+    assert client.post(
+        f"/api/runs/{run_id}/status", json={"state": "running"}, headers=run_token(client, run_id)
+    ).is_success
+    # the reconciler's silence rule reads heartbeat_at: it now counts from the report, not from the claim
+    reported = datetime.fromisoformat(client.get(f"/api/runs/{run_id}").json()["heartbeat_at"])
+    assert datetime.now(UTC) - reported < timedelta(seconds=30)

@@ -161,3 +161,18 @@ def test_a_run_that_reported_its_end_is_settled_its_process_stopped_and_its_cost
     run = _runs(db_url)[run_id]
     assert report.reaped == [] and reconciler.backend.list_owned() == []  # stopped by the settling, not as an orphan
     assert run.reserved == 0.0 and run.cost >= accrued.cost and run.attempt_cost == run.cost
+
+
+def test_a_run_cancelled_between_its_claim_and_its_start_is_never_started(db_url: str, tmp_path: Path) -> None:
+    (run_id,) = _queue(db_url, 1)
+    reconciler = stub_reconciler(db_url, tmp_path / "compute", 30.0)
+    report = TickReport()
+    reconciler._claim(report)
+    assert report.claimed == [run_id] and _runs(db_url)[run_id].state == RunState.STARTING
+    with transaction(reconciler.sessions) as session:
+        session.get(Run, run_id).cancel_requested = True  # what POST /runs/{id}/cancel does to a starting run
+    reconciler._start(report)
+    run = _runs(db_url)[run_id]
+    assert report.started == [] and reconciler.backend.list_owned() == []
+    assert run.state == RunState.CANCELLED and run.reserved == 0.0 and run.compute_id is None
+    reconciler.engine.dispose()

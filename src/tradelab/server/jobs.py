@@ -40,19 +40,27 @@ class Job:
 
 
 def train(job: Job) -> str:
-    """Train and test the experiment with the run's seed (resuming from a checkpoint an earlier attempt left)."""
+    """Train and test the experiment with the run's seed (resuming from a checkpoint an earlier attempt left); with
+    walk-forward folds, the artifact folder is the last fold's and ``test/…`` the folds' mean."""
     from tradelab.experiments.runner import resume_experiment, run_experiment
 
     earlier = _checkpointed(job.out)
     if earlier is not None:
         logger.info("run %d: resuming from the checkpoint in %s", job.run_id, earlier)
         outcome = resume_experiment(earlier, progress=False, on_evaluation=job.on_evaluation)
-    else:
-        logger.info("run %d: training seed %d", job.run_id, job.seed)
-        (outcome,) = run_experiment(job.config, job.out, seed=job.seed, progress=False, on_evaluation=job.on_evaluation)
-    job.reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
-    logger.info("run %d: stopped by %s; artifacts in %s", job.run_id, outcome.results["stopped_by"], outcome.url)
-    return outcome.url
+        job.reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
+        return outcome.url
+    logger.info("run %d: training seed %d", job.run_id, job.seed)
+    outcomes = run_experiment(job.config, job.out, seed=job.seed, progress=False, on_evaluation=job.on_evaluation)
+    tested = [outcome.results["test"]["agent"] for outcome in outcomes]
+    steps = outcomes[-1].results["timesteps"]
+    if len(outcomes) > 1:  # walk-forward: each fold's test as fold<k>/…, their mean as test/…
+        for fold, metrics in enumerate(tested):
+            job.reporter.metrics(steps, metrics, f"fold{fold}")
+    job.reporter.metrics(steps, _mean(tested), "test")
+    for outcome in outcomes:
+        logger.info("run %d: stopped by %s; artifacts in %s", job.run_id, outcome.results["stopped_by"], outcome.url)
+    return outcomes[-1].url  # the latest test window's folder
 
 
 def sweep(job: Job) -> str:
@@ -108,6 +116,12 @@ def evaluate(job: Job) -> str:
 
 #: The job of each run kind.
 JOBS: dict[str, Callable[[Job], str]] = {"train": train, "sweep": sweep, "ensemble": ensemble, "evaluate": evaluate}
+
+
+def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean of each numeric metric over the folds."""
+    names = [k for k, v in metrics[0].items() if isinstance(v, int | float)]
+    return {name: sum(float(m[name]) for m in metrics) / len(metrics) for name in names}
 
 
 def _checkpointed(out: str) -> str | None:

@@ -247,6 +247,9 @@ class Reconciler:
                 if session.execute(lease).rowcount == 1:  # type: ignore[attr-defined]  # another worker may have won
                     run = session.get(Run, run_id, populate_existing=True)
                     assert run is not None
+                    if run.cancel_requested:  # cancelled between its claim and its start: never start it
+                        self._end(session, run, RunState.CANCELLED, "cancelled on request")
+                        continue
                     jobs.append((run.id, run.idempotency_key, self._spec(session, run)))
         for run_id, key, spec in jobs:
             try:

@@ -309,6 +309,8 @@ def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _write
         run.error = body.error
     if body.artifact_url is not None:
         run.artifact_url = body.artifact_url
+    if body.state == RunState.RUNNING:  # its first sign of life: the heartbeat timeout counts from here
+        run.heartbeat_at = run.active_at = utcnow()
     change_state(session, run, RunState(body.state))
     return run
 
