@@ -1,6 +1,16 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from './client';
-import type { ExperimentSort, RunCreate, RunState, Split } from './types';
+import type {
+  EnsembleCreate,
+  EvaluationCreate,
+  ExperimentSort,
+  Run,
+  RunCreate,
+  RunState,
+  Split,
+  SweepCreate,
+  WatchSet,
+} from './types';
 
 /** Query keys, shared with the SSE handler (events.tsx) that invalidates them. */
 export const keys = {
@@ -26,6 +36,7 @@ export const keys = {
   artifacts: (runId: number) => ['artifacts', runId] as const,
   equity: (runId: number, split: Split) => ['equity', runId, split] as const,
   trades: (runId: number, split: Split) => ['trades', runId, split] as const,
+  watch: (runId: number) => ['watch', runId] as const,
 };
 
 export interface ExperimentQuery {
@@ -161,17 +172,18 @@ export const useMetricKeys = (runId: number) =>
     queryFn: async () => unwrap(await api.GET('/api/runs/{run_id}/metrics', { params: { path: { run_id: runId } } })),
   });
 
+export const metricSeriesQuery = (runId: number, key: string) => ({
+  queryKey: keys.metric(runId, key),
+  queryFn: async () =>
+    unwrap(
+      await api.GET('/api/runs/{run_id}/metrics/{key}', {
+        params: { path: { run_id: runId, key }, query: { max_points: 2000 } },
+      }),
+    ),
+});
+
 export const useMetricSeries = (runId: number, key: string, enabled = true) =>
-  useQuery({
-    queryKey: keys.metric(runId, key),
-    enabled,
-    queryFn: async () =>
-      unwrap(
-        await api.GET('/api/runs/{run_id}/metrics/{key}', {
-          params: { path: { run_id: runId, key }, query: { max_points: 2000 } },
-        }),
-      ),
-  });
+  useQuery({ ...metricSeriesQuery(runId, key), enabled });
 
 export const useArtifacts = (runId: number) =>
   useQuery({
@@ -207,21 +219,70 @@ export const useEquity = (runId: number, split: Split, enabled = true) => useQue
 
 export const useTrades = (runId: number, split: Split, enabled = true) => useQuery({ ...tradesQuery(runId, split), enabled });
 
-export function useLaunchRun(experimentId: number) {
+/** A mutation that queues a run: the lists that show runs are refetched once it is queued. */
+function useQueueRun<V>(queue: (variables: V) => Promise<Run>) {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: async (body: RunCreate) =>
-      unwrap(
-        await api.POST('/api/experiments/{experiment_id}/runs', {
-          params: { path: { experiment_id: experimentId } },
-          body,
-        }),
-      ),
+    mutationFn: queue,
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ['runs'] });
       void qc.invalidateQueries({ queryKey: keys.dashboard });
       void qc.invalidateQueries({ queryKey: ['experiments'] });
     },
+  });
+}
+
+/** What an experiment can launch: a training run, a sweep, or an ensemble of its finished runs. */
+export type LaunchRequest =
+  | { kind: 'train'; body: RunCreate }
+  | { kind: 'sweep'; body: SweepCreate }
+  | { kind: 'ensemble'; body: EnsembleCreate };
+
+export function useLaunch(experimentId: number) {
+  return useQueueRun(async (request: LaunchRequest) => {
+    const params = { path: { experiment_id: experimentId } };
+    switch (request.kind) {
+      case 'train':
+        return unwrap(await api.POST('/api/experiments/{experiment_id}/runs', { params, body: request.body }));
+      case 'sweep':
+        return unwrap(await api.POST('/api/experiments/{experiment_id}/sweeps', { params, body: request.body }));
+      case 'ensemble':
+        return unwrap(await api.POST('/api/experiments/{experiment_id}/ensembles', { params, body: request.body }));
+    }
+  });
+}
+
+/** Queue a re-evaluation of a run on its dataset's newest days. */
+export const useEvaluateRun = (runId: number) =>
+  useQueueRun(async (body: EvaluationCreate) =>
+    unwrap(await api.POST('/api/runs/{run_id}/evaluations', { params: { path: { run_id: runId } }, body })),
+  );
+
+/** The run's watch, or null when it is not watched (a 404). */
+export const useWatch = (runId: number) =>
+  useQuery({
+    queryKey: keys.watch(runId),
+    queryFn: async () => {
+      const result = await api.GET('/api/runs/{run_id}/watch', { params: { path: { run_id: runId } } });
+      return result.response.status === 404 ? null : unwrap(result);
+    },
+  });
+
+export function useSetWatch(runId: number) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: WatchSet) =>
+      unwrap(await api.PUT('/api/runs/{run_id}/watch', { params: { path: { run_id: runId } }, body })),
+    onSuccess: (watch) => qc.setQueryData(keys.watch(runId), watch),
+  });
+}
+
+export function useRemoveWatch(runId: number) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async () =>
+      unwrap(await api.DELETE('/api/runs/{run_id}/watch', { params: { path: { run_id: runId } } })),
+    onSuccess: () => qc.setQueryData(keys.watch(runId), null),
   });
 }
 

@@ -20,12 +20,20 @@ export type MetricSeries = Schemas['MetricSeriesPublic'];
 export type ComputeBackend = Schemas['ComputeBackendPublic'];
 export type Budget = Schemas['BudgetPublic'];
 export type RunCreate = Schemas['RunCreate'];
+export type RunKind = Schemas['RunKind'];
+export type SweepCreate = Schemas['SweepCreate'];
+export type EnsembleCreate = Schemas['EnsembleCreate'];
+export type EvaluationCreate = Schemas['EvaluationCreate'];
+export type Watch = Schemas['WatchPublic'];
+export type WatchSet = Schemas['WatchSet'];
 
 /** An experiment as listed, with its runs summary. */
 export type Experiment = Schemas['ExperimentSummary'];
 export type ExperimentSort = NonNullable<NonNullable<paths['/api/experiments']['get']['parameters']['query']>['sort']>;
 
 export const RUN_STATES: RunState[] = ['queued', 'starting', 'running', 'succeeded', 'failed', 'cancelled'];
+/** The kinds whose run holds a trained model (what an ensemble, a re-evaluation or a watch needs). */
+export const MODEL_KINDS: RunKind[] = ['train', 'sweep'];
 export const ACTIVE_STATES: RunState[] = ['queued', 'starting', 'running'];
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type Split = (typeof SPLITS)[number];

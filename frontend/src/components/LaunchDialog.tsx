@@ -1,36 +1,63 @@
 import { useState } from 'react';
-import { Alert, Button, Group, Modal, NumberInput, Select, Stack, TextInput } from '@mantine/core';
+import { Alert, Button, Group, Modal, NumberInput, Stack, TextInput } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { useBackends, useLaunchRun } from '../api/queries';
+import { useLaunch, type LaunchRequest } from '../api/queries';
+import type { RunCreate } from '../api/types';
+import { BackendSelect } from './BackendSelect';
 import { ErrorAlert } from './common';
 
-/** Launch a run of an experiment: backend (from /api/compute/backends), seed, GPU type, limits. */
-export function LaunchDialog({ experimentId, opened, onClose }: { experimentId: number; opened: boolean; onClose: () => void }) {
-  const backends = useBackends();
-  const launch = useLaunchRun(experimentId);
-  const [backend, setBackend] = useState<string | null>('local');
+/** What the dialog launches: a training run, or a sweep of the experiment's `sweep` section. */
+export type LaunchKind = 'train' | 'sweep';
+
+const TITLES: Record<LaunchKind, string> = { train: 'Launch a run', sweep: 'Launch a sweep' };
+const DEFAULT_TRIALS = 20;
+
+const num = (v: number | string) => (v === '' ? null : Number(v));
+
+/** Launch a run or a sweep of an experiment: backend (from /api/compute/backends), seed, GPU type, limits. */
+export function LaunchDialog({
+  experimentId,
+  kind = 'train',
+  opened,
+  onClose,
+}: {
+  experimentId: number;
+  kind?: LaunchKind;
+  opened: boolean;
+  onClose: () => void;
+}) {
+  const launch = useLaunch(experimentId);
+  const [backend, setBackend] = useState('local');
+  const [trials, setTrials] = useState<number | string>(DEFAULT_TRIALS);
   const [seed, setSeed] = useState<number | string>('');
   const [gpuType, setGpuType] = useState('');
   const [maxCost, setMaxCost] = useState<number | string>('');
   const [maxWall, setMaxWall] = useState<number | string>('');
-  const num = (v: number | string) => (v === '' ? null : Number(v));
-  const remote = backend !== null && backend !== 'local';
+  const remote = backend !== 'local';
+  const submit = () => {
+    const options: RunCreate = {
+      backend,
+      seed: num(seed),
+      gpu_type: remote && gpuType ? gpuType : null,
+      max_cost: num(maxCost),
+      max_wall_time_s: num(maxWall),
+    };
+    const request: LaunchRequest =
+      kind === 'sweep' ? { kind, body: { ...options, trials: Number(trials) } } : { kind, body: options };
+    launch.mutate(request, {
+      onSuccess: (run) => {
+        notifications.show({ color: 'green', message: `${kind === 'sweep' ? 'Sweep' : 'Run'} #${run.id} queued` });
+        onClose();
+      },
+    });
+  };
   return (
-    <Modal opened={opened} onClose={onClose} title="Launch a run" data-testid="launch-dialog">
+    <Modal opened={opened} onClose={onClose} title={TITLES[kind]} data-testid="launch-dialog">
       <Stack>
-        {backends.isError && <ErrorAlert error={backends.error} title="Backends unavailable" />}
-        <Select
-          label="Backend"
-          data={(backends.data?.data ?? [{ name: 'local', description: '', available: true }]).map((b) => ({
-            value: b.name,
-            label: `${b.name}${b.available ? '' : ' (unavailable)'}${b.description ? ` — ${b.description}` : ''}`,
-            disabled: !b.available,
-          }))}
-          value={backend}
-          onChange={setBackend}
-          allowDeselect={false}
-          data-testid="launch-backend"
-        />
+        {kind === 'sweep' && (
+          <NumberInput label="Trials" min={1} max={1000} value={trials} onChange={setTrials} data-testid="launch-trials" />
+        )}
+        <BackendSelect value={backend} onChange={setBackend} testid="launch-backend" />
         <NumberInput label="Seed (optional)" min={0} value={seed} onChange={setSeed} />
         {remote && (
           <TextInput
@@ -49,27 +76,7 @@ export function LaunchDialog({ experimentId, opened, onClose }: { experimentId: 
           <Button variant="default" onClick={onClose}>
             Close
           </Button>
-          <Button
-            loading={launch.isPending}
-            data-testid="launch-submit"
-            onClick={() =>
-              launch.mutate(
-                {
-                  backend: backend ?? 'local',
-                  seed: num(seed),
-                  gpu_type: remote && gpuType ? gpuType : null,
-                  max_cost: num(maxCost),
-                  max_wall_time_s: num(maxWall),
-                },
-                {
-                  onSuccess: (run) => {
-                    notifications.show({ color: 'green', message: `Run #${run.id} queued` });
-                    onClose();
-                  },
-                },
-              )
-            }
-          >
+          <Button loading={launch.isPending} data-testid="launch-submit" onClick={submit}>
             Launch
           </Button>
         </Group>

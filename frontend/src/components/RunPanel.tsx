@@ -14,11 +14,10 @@ import {
   Tabs,
   Text,
 } from '@mantine/core';
-import { useQueries, useQuery } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router-dom';
 import { api, unwrap } from '../api/client';
 import {
-  keys,
   useArtifacts,
   useBars,
   useCancelRun,
@@ -33,8 +32,12 @@ import {
 import { ACTIVE_STATES, SPLITS, type Equity, type MetricKey, type Split } from '../api/types';
 import { CandlesChart, LineChart, type LineSpec, type Marker } from './charts/Chart';
 import { Empty, ErrorAlert, Loading, QueryState, RunStateBadge, Section } from './common';
+import { LatestMetricsTable } from './LatestMetrics';
+import { OutOfSample, hasOutOfSample } from './OutOfSample';
+import { RunKindInfo } from './RunKind';
 import { downsampleForDisplay } from '../lib/downsample';
 import { fmtDate, fmtMoney, fmtNum, toEpochSeconds } from '../lib/format';
+import { metricLine } from '../lib/metrics';
 import { snap } from '../pages/Datasets';
 
 /** Policies' equity as chart lines (epoch ms → s; downsampled for display if the server sent full resolution). */
@@ -159,49 +162,12 @@ function MetricChart({ runId, metric }: { runId: number; metric: string }) {
               xKind="step"
               height={180}
               testid="training-chart"
-              series={[{ name: metric, points: s.steps.map((t, i) => ({ time: t, value: s.values[i] })) }]}
+              series={[metricLine(s)]}
             />
           )
         }
       </QueryState>
     </Card>
-  );
-}
-
-/** The last value of each test/* metric. */
-export function useTestMetrics(runId: number, metricKeys: MetricKey[] | undefined) {
-  const test = (metricKeys ?? []).filter((k) => k.key.startsWith('test/'));
-  const results = useQueries({
-    queries: test.map((k) => ({
-      queryKey: keys.metric(runId, k.key),
-      queryFn: async () =>
-        unwrap(
-          await api.GET('/api/runs/{run_id}/metrics/{key}', {
-            params: { path: { run_id: runId, key: k.key }, query: { max_points: 3 } },
-          }),
-        ),
-    })),
-  });
-  return test.map((k, i) => {
-    const d = results[i].data;
-    return { key: k.key, value: d && d.values.length ? d.values[d.values.length - 1] : null };
-  });
-}
-
-function MetricsTable({ runId, metricKeys }: { runId: number; metricKeys: MetricKey[] }) {
-  const rows = useTestMetrics(runId, metricKeys);
-  if (rows.length === 0) return <Empty>No test metrics yet (they arrive when the run finishes).</Empty>;
-  return (
-    <Table data-testid="metrics-table" striped>
-      <Table.Tbody>
-        {rows.map((r) => (
-          <Table.Tr key={r.key}>
-            <Table.Td>{r.key}</Table.Td>
-            <Table.Td>{fmtNum(r.value, 4)}</Table.Td>
-          </Table.Tr>
-        ))}
-      </Table.Tbody>
-    </Table>
   );
 }
 
@@ -431,6 +397,7 @@ export function RunPanel({ runId }: { runId: number }) {
           <Group>
             <Text fw={700}>Run #{r.id}</Text>
             <RunStateBadge state={r.state} />
+            <RunKindInfo run={r} />
             <Anchor component={Link} to={`/experiments/${r.experiment_id}`} size="sm">
               experiment #{r.experiment_id}
             </Anchor>
@@ -474,6 +441,7 @@ export function RunPanel({ runId }: { runId: number }) {
           <Tabs.Tab value="results">Results</Tabs.Tab>
           <Tabs.Tab value="training">Training curves</Tabs.Tab>
           <Tabs.Tab value="metrics">Metrics</Tabs.Tab>
+          {hasOutOfSample(r) && <Tabs.Tab value="oos">Out-of-sample</Tabs.Tab>}
           <Tabs.Tab value="artifacts">Artifacts</Tabs.Tab>
           <Tabs.Tab value="logs">Logs</Tabs.Tab>
         </Tabs.List>
@@ -490,8 +458,23 @@ export function RunPanel({ runId }: { runId: number }) {
           <QueryState query={metricKeys}>{(d) => <TrainingCurves runId={r.id} keys={d.data} />}</QueryState>
         </Tabs.Panel>
         <Tabs.Panel value="metrics" pt="sm">
-          <QueryState query={metricKeys}>{(d) => <MetricsTable runId={r.id} metricKeys={d.data} />}</QueryState>
+          <QueryState query={metricKeys}>
+            {(d) => (
+              <LatestMetricsTable
+                runId={r.id}
+                metricKeys={d.data}
+                prefix="test/"
+                testid="metrics-table"
+                empty="No test metrics yet (they arrive when the run finishes)."
+              />
+            )}
+          </QueryState>
         </Tabs.Panel>
+        {hasOutOfSample(r) && (
+          <Tabs.Panel value="oos" pt="sm">
+            <OutOfSample run={r} />
+          </Tabs.Panel>
+        )}
         <Tabs.Panel value="artifacts" pt="sm">
           <Artifacts runId={r.id} />
         </Tabs.Panel>

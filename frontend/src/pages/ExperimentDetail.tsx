@@ -2,10 +2,11 @@ import { useState } from 'react';
 import { Anchor, Badge, Button, Checkbox, Group, Stack, Table, Tabs, Text } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
-import { useCancelRun, useCloneExperiment, useExperiment, useRuns } from '../api/queries';
-import { ACTIVE_STATES, type Run } from '../api/types';
-import { Empty, JsonView, PageTitle, QueryState, RunStateBadge, Section } from '../components/common';
-import { LaunchDialog } from '../components/LaunchDialog';
+import { useCancelRun, useCloneExperiment, useExperiment, useLaunch, useRuns } from '../api/queries';
+import { ACTIVE_STATES, MODEL_KINDS, type Run } from '../api/types';
+import { Empty, ErrorAlert, JsonView, PageTitle, QueryState, RunStateBadge, Section } from '../components/common';
+import { LaunchDialog, type LaunchKind } from '../components/LaunchDialog';
+import { RunKindBadge } from '../components/RunKind';
 import { RunPanel } from '../components/RunPanel';
 import { fmtDate, fmtMoney } from '../lib/format';
 
@@ -30,6 +31,7 @@ function RunsTable({
         <Table.Tr>
           <Table.Th />
           <Table.Th>Run</Table.Th>
+          <Table.Th>Kind</Table.Th>
           <Table.Th>State</Table.Th>
           <Table.Th>Backend</Table.Th>
           <Table.Th>Seed</Table.Th>
@@ -56,6 +58,9 @@ function RunsTable({
               </Anchor>
             </Table.Td>
             <Table.Td>
+              <RunKindBadge kind={r.kind} testid="run-row-kind" />
+            </Table.Td>
+            <Table.Td>
               <RunStateBadge state={r.state} />
             </Table.Td>
             <Table.Td>{r.backend}</Table.Td>
@@ -77,6 +82,48 @@ function RunsTable({
   );
 }
 
+/** Queue an ensemble of the picked runs that hold a trained model (at least two). */
+function EnsembleButton({
+  experimentId,
+  runs,
+  picked,
+  onQueued,
+}: {
+  experimentId: number;
+  runs: Run[];
+  picked: number[];
+  onQueued: (run: Run) => void;
+}) {
+  const launch = useLaunch(experimentId);
+  const models = new Set(runs.filter((r) => r.state === 'succeeded' && MODEL_KINDS.includes(r.kind)).map((r) => r.id));
+  const members = picked.filter((id) => models.has(id));
+  const submit = () =>
+    launch.mutate(
+      { kind: 'ensemble', body: { members, backend: 'local' } },
+      {
+        onSuccess: (run) => {
+          notifications.show({ color: 'green', message: `Ensemble #${run.id} queued` });
+          onQueued(run);
+        },
+      },
+    );
+  return (
+    <Stack gap={4} align="flex-end">
+      <Button
+        size="xs"
+        variant="default"
+        disabled={members.length < 2}
+        loading={launch.isPending}
+        onClick={submit}
+        data-testid="ensemble-button"
+      >
+        Ensemble selected ({members.length})
+      </Button>
+      {launch.isError && <ErrorAlert error={launch.error} title="Ensemble refused" />}
+    </Stack>
+  );
+}
+
 export function ExperimentDetailPage() {
   const id = Number(useParams().id);
   const navigate = useNavigate();
@@ -84,7 +131,7 @@ export function ExperimentDetailPage() {
   const experiment = useExperiment(id);
   const runs = useRuns({ experiment_id: id });
   const clone = useCloneExperiment();
-  const [launching, setLaunching] = useState(false);
+  const [launching, setLaunching] = useState<LaunchKind | null>(null);
   const [picked, setPicked] = useState<number[]>([]);
   const sorted = [...(runs.data?.data ?? [])].sort((a, b) => b.id - a.id);
   const selected = params.get('run') ? Number(params.get('run')) : (sorted[0]?.id ?? null);
@@ -94,8 +141,11 @@ export function ExperimentDetailPage() {
       {(e) => (
         <>
           <PageTitle title={`Experiment · ${e.name}`}>
-            <Button onClick={() => setLaunching(true)} data-testid="launch-button">
+            <Button onClick={() => setLaunching('train')} data-testid="launch-button">
               Launch run
+            </Button>
+            <Button variant="light" onClick={() => setLaunching('sweep')} data-testid="launch-sweep-button">
+              Launch sweep
             </Button>
             <Button
               variant="default"
@@ -113,7 +163,15 @@ export function ExperimentDetailPage() {
               Clone
             </Button>
           </PageTitle>
-          <LaunchDialog experimentId={e.id} opened={launching} onClose={() => setLaunching(false)} />
+          {(['train', 'sweep'] as const).map((kind) => (
+            <LaunchDialog
+              key={kind}
+              experimentId={e.id}
+              kind={kind}
+              opened={launching === kind}
+              onClose={() => setLaunching(null)}
+            />
+          ))}
           <Group gap={4} mb="xs">
             {e.tags.map((t) => (
               <Badge key={t} variant="outline">
@@ -140,7 +198,13 @@ export function ExperimentDetailPage() {
             </Tabs.Panel>
             <Tabs.Panel value="runs" pt="sm">
               <Stack>
-                <Group justify="flex-end">
+                <Group justify="flex-end" align="flex-start">
+                  <EnsembleButton
+                    experimentId={e.id}
+                    runs={sorted}
+                    picked={picked}
+                    onQueued={(run) => setParams({ run: String(run.id) })}
+                  />
                   <Button
                     size="xs"
                     variant="default"

@@ -14,7 +14,7 @@ const bars = {
   close: [2, 3, 4, 5], volume: [10, 11, 12, 13], gaps: [{ start: '2024-01-01T00:03:00Z', end: '2024-01-01T00:05:00Z', missing: 2 }],
 };
 const run = {
-  id: 7, experiment_id: 3, state: 'succeeded', seed: 1, attempts: 1, max_attempts: 3, backend: 'local',
+  id: 7, experiment_id: 3, state: 'succeeded', kind: 'train', params: null, seed: 1, attempts: 1, max_attempts: 3, backend: 'local',
   idempotency_key: null, compute_id: null, cancel_requested: false, max_wall_time_s: null, gpu_type: null,
   max_cost: null, cost: 0.5, reserved: 0, preemptions: 0, artifact_url: null, error: null,
   queued_at: '2024-01-01T00:00:00Z', started_at: null, heartbeat_at: null, active_at: null, ended_at: '2024-01-01T01:00:00Z',

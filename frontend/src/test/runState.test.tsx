@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { json, renderApp, stubFetch } from './utils';
 
 const run = (state: string) => ({
-  id: 7, experiment_id: 1, state, seed: 0, attempts: 1, max_attempts: 3, backend: 'local', idempotency_key: null,
+  id: 7, experiment_id: 1, state, kind: 'train', params: null, seed: 0, attempts: 1, max_attempts: 3, backend: 'local', idempotency_key: null,
   compute_id: null, cancel_requested: false, max_wall_time_s: null, gpu_type: null, max_cost: null, cost: 0,
   reserved: 0, preemptions: 0, artifact_url: null, error: null, queued_at: '2024-01-01T00:00:00Z',
   started_at: null, heartbeat_at: null, active_at: null, ended_at: null,
