@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, text, update
 from typer.testing import CliRunner
 
 from tests.env.envs import frame
@@ -175,6 +175,8 @@ def test_tool_previews_are_causal_and_defined_from_the_first_bar(client: TestCli
 
 def test_experiments_are_listed_with_their_runs_summarised_in_any_order(client: TestClient) -> None:
     first, second, third = _experiments(client, ["beta", "alpha", "gamma"])
+    with transaction(client.app.state.sessions) as session:  # one transaction: one creation time, ties by id
+        session.execute(update(Experiment).values(created_at=datetime(2026, 1, 1, tzinfo=UTC)))
     a = _runs(client, first, RunState.SUCCEEDED, RunState.SUCCEEDED, RunState.FAILED)
     b = _runs(client, second, RunState.SUCCEEDED, RunState.QUEUED)
     _points(client, a[0], "test/sharpe", [5.0, 0.5])

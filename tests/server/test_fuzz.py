@@ -7,8 +7,10 @@ answer ever holds a token's secret.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +29,11 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.experiments.runs import tiny_config
+from tradelab.data.store import Store
 from tradelab.server.app import create_app
 from tradelab.server.db import transaction
 from tradelab.server.models import Experiment, Run, RunState
+from tradelab.server.routes import datasets
 from tradelab.server.security import issue_token
 
 #: Examples per operation and database: ~40 operations, two databases, well under a minute in all.
@@ -60,10 +64,19 @@ class Api:
         return self.admin, self.run_token
 
 
+def _no_spawn(store: Store, exchange: str, symbol: str, **_: Any) -> tuple[int, None]:
+    """Stands in for starting a stream process: fuzzed bodies must not leave exchange clients running (the real
+    start is tested in test_streams_api.py)."""
+    return os.getpid(), None
+
+
 @pytest.fixture
-def api(db_url: str, admin_token: str) -> Iterator[Api]:
-    """The API over a database holding an experiment, a queued and a running run, and the running one's token."""
+def api(db_url: str, admin_token: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The API over a database holding an experiment, a queued and a running run, and the running one's token;
+    its store and home are temporary."""
+    monkeypatch.setattr(datasets, "start_stream", _no_spawn)
     app = create_app(db_url)
+    app.state.store = Store(home / "store")
     app.state.events_max_s = 0.2
     app.state.events_poll_s = 0.05
     with transaction(app.state.sessions) as session:

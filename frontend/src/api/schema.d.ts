@@ -162,8 +162,34 @@ export interface paths {
          */
         get: operations["list_streams_api_datasets_streams_get"];
         put?: never;
-        post?: never;
+        /**
+         * Start Streaming
+         * @description Start streaming into the dataset ``symbol/timeframe`` of the store: a detached ``tradelab data stream``
+         *     process on this host; answers once it wrote its first status (at most ~5 s).
+         */
+        post: operations["start_streaming_api_datasets_streams_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/streams/{symbol}/{timeframe}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop Streaming
+         * @description Stop the live stream into ``symbol/timeframe`` (SIGTERM: it stops cleanly, state ``stopped``); answers once
+         *     its process ended, or with its current status after ~10 s.
+         */
+        delete: operations["stop_streaming_api_datasets_streams__symbol___timeframe__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1794,6 +1820,57 @@ export interface components {
             data: components["schemas"]["RunPublic"][];
         };
         /**
+         * StreamStart
+         * @description Which stream to start (``tradelab data stream``); the exchange's own endpoints unless URLs are given.
+         */
+        StreamStart: {
+            /**
+             * Exchange
+             * @constant
+             */
+            exchange: "binance";
+            /**
+             * Rest Url
+             * @description REST base serving /api/v3/klines
+             */
+            rest_url?: string | null;
+            /**
+             * Since
+             * @description backfill from this time (UTC) when the dataset is empty
+             */
+            since?: string | null;
+            /**
+             * Symbol
+             * @description exchange symbol, e.g. BTCUSDT
+             */
+            symbol: string;
+            /**
+             * Timeframe
+             * @default 1m
+             * @constant
+             */
+            timeframe: "1m";
+            /**
+             * Ws Url
+             * @description websocket base
+             */
+            ws_url?: string | null;
+        };
+        /**
+         * StreamStarted
+         * @description A stream process just started: its status, or none when it wrote none within a few seconds (see its log).
+         */
+        StreamStarted: {
+            /**
+             * Log
+             * @description the file its output goes to
+             */
+            log: string;
+            /** Pid */
+            pid: number;
+            status: components["schemas"]["StreamStatus"] | null;
+        };
+        /**
          * StreamStatus
          * @description The state and counters of one ``tradelab data stream`` process.
          *
@@ -2590,6 +2667,134 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    start_streaming_api_datasets_streams_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStarted"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description a live stream into this dataset exists already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    stop_streaming_api_datasets_streams__symbol___timeframe__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                symbol: string;
+                timeframe: "1m";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"];
+                };
+            };
+            /** @description no bearer token, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the token may not do this (a run token outside its own run's reports) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no stream ever ran into this dataset */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the stream is not live, or runs on another host */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
             /** @description the database is unavailable */
             503: {

@@ -4,24 +4,25 @@ and their bars for charts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import polars as pl
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradelab.data.errors import DataError
-from tradelab.data.schema import TS, timeframe_ms, to_datetime, to_ms
+from tradelab.data.schema import TS, check_symbol, timeframe_ms, to_datetime, to_ms
 from tradelab.data.store import Store
 from tradelab.data.stream.status import StreamStatus, read_stream_status
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
 from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
+from tradelab.server.streams import NoStreamError, StreamConflictError, start_stream, stop_stream, stream_log
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_admin)])
 
@@ -99,6 +100,72 @@ def list_streams(store: StoreDep) -> list[StreamStatus]:
     lag, and whether it is ``live`` (its process alive and reporting)."""
     found = (read_stream_status(store, m.symbol, m.timeframe) for m in store.datasets())
     return [status for status in found if status is not None]
+
+
+#: A streamed symbol: a store folder name (letters, digits, ``. _ -``), upper-cased as the exchange spells it.
+StreamSymbol = Annotated[str, AfterValidator(lambda symbol: check_symbol(symbol).upper())]
+#: The only timeframe streamed (other timeframes derive with ``tradelab data resample``).
+StreamTimeframe = Literal["1m"]
+
+
+class StreamStart(BaseModel):
+    """Which stream to start (``tradelab data stream``); the exchange's own endpoints unless URLs are given."""
+
+    exchange: Literal["binance"]
+    symbol: StreamSymbol = Field(min_length=1, max_length=64, description="exchange symbol, e.g. BTCUSDT")
+    timeframe: StreamTimeframe = "1m"
+    ws_url: str | None = Field(None, pattern=r"^wss?://[!-~]+$", max_length=2048, description="websocket base")
+    rest_url: str | None = Field(
+        None, pattern=r"^https?://[!-~]+$", max_length=2048, description="REST base serving /api/v3/klines"
+    )
+    since: datetime | None = Field(None, description="backfill from this time (UTC) when the dataset is empty")
+
+
+class StreamStarted(BaseModel):
+    """A stream process just started: its status, or none when it wrote none within a few seconds (see its log)."""
+
+    pid: int
+    log: str = Field(description="the file its output goes to")
+    status: StreamStatus | None
+
+
+@router.post(
+    "/streams",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "a live stream into this dataset exists already"}},
+)
+def start_streaming(body: StreamStart, store: StoreDep) -> StreamStarted:
+    """Start streaming into the dataset ``symbol/timeframe`` of the store: a detached ``tradelab data stream``
+    process on this host; answers once it wrote its first status (at most ~5 s)."""
+    try:
+        pid, first = start_stream(
+            store, body.exchange, body.symbol, ws_url=body.ws_url, rest_url=body.rest_url, since=body.since
+        )
+    except StreamConflictError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    return StreamStarted(pid=pid, log=str(stream_log(body.symbol, body.timeframe)), status=first)
+
+
+@router.delete(
+    "/streams/{symbol}/{timeframe}",
+    responses={
+        404: {"description": "no stream ever ran into this dataset"},
+        409: {"description": "the stream is not live, or runs on another host"},
+    },
+)
+def stop_streaming(
+    symbol: Annotated[StreamSymbol, Path(min_length=1, max_length=64)],
+    timeframe: StreamTimeframe,
+    store: StoreDep,
+) -> StreamStatus:
+    """Stop the live stream into ``symbol/timeframe`` (SIGTERM: it stops cleanly, state ``stopped``); answers once
+    its process ended, or with its current status after ~10 s."""
+    try:
+        return stop_stream(store, symbol, timeframe)
+    except NoStreamError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except StreamConflictError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
 
 
 def get_dataset_row(session: Session, dataset_id: int) -> Dataset:

@@ -159,7 +159,9 @@ def list_experiments(
     else:
         column = Experiment.created_at if sort.endswith("created_at") else Experiment.name
         query = query.order_by(column.desc() if sort.startswith("-") else column)
-    page = session.execute(query.order_by(Experiment.id.desc()).limit(limit).offset(offset)).all()
+    # ties (experiments created in one transaction share a time) follow the order asked for
+    tie = Experiment.id if sort in ("created_at", "name") else Experiment.id.desc()
+    page = session.execute(query.order_by(tie).limit(limit).offset(offset)).all()
     rows = [found[0] for found in page]
     ids = [row.id for row in rows]
     if sort == "-best_sharpe":

@@ -7,7 +7,7 @@ executed by the agent (:mod:`tradelab.server.jobs`), followed live and charged t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.models import Experiment, Run, RunKind, RunState, Watch
-from tradelab.server.routes.common import Id, UtcDatetime
+from tradelab.server.routes.common import MAX_ID, Id, UtcDatetime
 from tradelab.server.routes.runs import BackendName, LaunchOptions, RunPublic, get_run, queue_run
 
 router = APIRouter(tags=["runs"])
@@ -33,13 +33,13 @@ class SweepCreate(LaunchOptions):
     the experiment's first."""
 
     trials: int = Field(ge=1, le=1_000)
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=MAX_ID)
 
 
 class EnsembleCreate(LaunchOptions):
     """An ensemble of the experiment's finished runs (``members``: run ids), evaluated on their test segment."""
 
-    members: list[int] = Field(min_length=2, max_length=64)
+    members: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=2, max_length=64)
 
 
 class EvaluationCreate(LaunchOptions):
