@@ -76,13 +76,16 @@ def test_streams_into_the_store_are_listed_live_or_not(client: TestClient, store
     store.write("OTHER", "1m", frame())
     assert client.get("/api/datasets/streams").json() == []
     now = datetime.now(UTC)
-    common = {"host": socket.gethostname(), "ws_url": "ws://x", "rest_url": "http://x", "started_at": now}
-    write_stream_status(store, StreamStatus(pid=os.getpid(), state="streaming", symbol="SYN", updated_at=now, **common))
-    stale = now - timedelta(minutes=10)
-    write_stream_status(
-        store, StreamStatus(pid=os.getpid(), state="streaming", symbol="OTHER", updated_at=stale, **common)
-    )
+    common = {"pid": os.getpid(), "host": socket.gethostname(), "ws_url": "ws://x", "rest_url": "http://x"}
+    for symbol, state, updated in [
+        ("SYN", "streaming", now),
+        ("OTHER", "streaming", now - timedelta(minutes=10)),
+        ("NEW", "connecting", now),
+    ]:
+        status = StreamStatus(symbol=symbol, state=state, started_at=now, updated_at=updated, **common)
+        write_stream_status(store, status)
     streams = {s["symbol"]: s for s in client.get("/api/datasets/streams").json()}
+    assert streams["NEW"]["live"] is True and streams["NEW"]["last_bar_ts"] is None  # no bars stored yet
     assert streams["SYN"]["live"] is True and streams["SYN"]["state"] == "streaming"
     assert streams["OTHER"]["live"] is False  # it stopped reporting
 

@@ -95,3 +95,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def stream_statuses(store: Store) -> list[StreamStatus]:
+    """The status of every stream into ``store``, by symbol and timeframe (a dataset without bars yet included)."""
+    if not store.root.exists():
+        return []
+    folders = sorted(path.parent for path in store.root.glob(f"*/*/{STATUS_FILE}"))
+    found = (read_stream_status(store, folder.parent.name, folder.name) for folder in folders)
+    return [status for status in found if status is not None]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tradelab.data.errors import DataError
 from tradelab.data.schema import TS, check_symbol, timeframe_ms, to_datetime, to_ms
 from tradelab.data.store import Store
-from tradelab.data.stream.status import StreamStatus, read_stream_status
+from tradelab.data.stream.status import StreamStatus, stream_statuses
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
@@ -96,10 +96,9 @@ def list_datasets(
 
 @router.get("/streams")
 def list_streams(store: StoreDep) -> list[StreamStatus]:
-    """The live ingestion of every stored dataset that has one (``tradelab data stream``): its state, last bar and
-    lag, and whether it is ``live`` (its process alive and reporting)."""
-    found = (read_stream_status(store, m.symbol, m.timeframe) for m in store.datasets())
-    return [status for status in found if status is not None]
+    """The live ingestion of every dataset that has one (``tradelab data stream``): its state, last bar and lag,
+    and whether it is ``live`` (its process alive and reporting)."""
+    return stream_statuses(store)
 
 
 #: A streamed symbol: a store folder name (letters, digits, ``. _ -``), upper-cased as the exchange spells it.
