@@ -8,6 +8,8 @@ import type {
   RunCreate,
   RunState,
   Split,
+  StreamStart,
+  StreamTimeframe,
   SweepCreate,
   WatchSet,
 } from './types';
@@ -79,6 +81,25 @@ export const useStreams = () =>
     queryFn: async () => unwrap(await api.GET('/api/datasets/streams')),
     refetchInterval: 5_000,
   });
+
+/** Start streaming into a dataset; its list and the streams (`keys.streams` lies under `keys.datasets`) refetch. */
+export function useStartStream() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: StreamStart) => unwrap(await api.POST('/api/datasets/streams', { body })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.datasets }),
+  });
+}
+
+/** Stop a live stream; the streams refetch. */
+export function useStopStream() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: async (stream: { symbol: string; timeframe: StreamTimeframe }) =>
+      unwrap(await api.DELETE('/api/datasets/streams/{symbol}/{timeframe}', { params: { path: stream } })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.streams }),
+  });
+}
 
 export const useDataset = (id: number) =>
   useQuery({

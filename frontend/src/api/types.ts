@@ -11,6 +11,12 @@ export type Run = Schemas['RunPublic'];
 export type RunState = Schemas['RunState'];
 export type Dataset = Schemas['DatasetPublic'];
 export type StreamStatus = Schemas['StreamStatus'];
+export type StreamStart = Schemas['StreamStart'];
+export type StreamStarted = Schemas['StreamStarted'];
+/** The timeframes a stream can run at (the API's path and body accept only these). */
+export type StreamTimeframe = StreamStart['timeframe'];
+export const STREAM_TIMEFRAMES: StreamTimeframe[] = ['1m'];
+export const isStreamTimeframe = (t: string): t is StreamTimeframe => (STREAM_TIMEFRAMES as string[]).includes(t);
 export type DatasetDetail = Schemas['DatasetDetail'];
 export type Tool = Schemas['ToolPublic'];
 export type EnvConfig = Schemas['EnvConfigPublic'];
