@@ -18,16 +18,9 @@ from fastapi.testclient import TestClient
 from tradelab.data.store import Store
 from tradelab.data.stream.replay import ReplayExchange
 from tradelab.data.stream.status import read_stream_status
+from tradelab.processes import pid_alive
 
 Start = Callable[..., httpx.Response]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _until(condition: Callable[[], Any], timeout_s: float = 10.0) -> Any:
@@ -55,7 +48,7 @@ def start(client: TestClient, store: Store, home: Path) -> Iterator[Start]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _until(lambda: not any(_alive(pid) for pid in pids))
+    _until(lambda: not any(pid_alive(pid) for pid in pids))
 
 
 def test_a_stream_starts_shows_live_and_stops(client: TestClient, start: Start, store: Store, home: Path) -> None:
@@ -80,7 +73,7 @@ def test_a_stream_starts_shows_live_and_stops(client: TestClient, start: Start, 
         stopped = client.delete("/api/datasets/streams/BTCUSDT/1m")
         assert stopped.status_code == 200, stopped.text
         assert stopped.json()["state"] == "stopped" and stopped.json()["live"] is False
-        assert not _alive(body["pid"])
+        assert not pid_alive(body["pid"])
     assert client.get("/api/datasets/streams").json()[0]["state"] == "stopped"
     assert client.delete("/api/datasets/streams/btcusdt/1m").status_code == 409  # not live any more
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from tradelab.atomic import atomic_write_text
 from tradelab.compute.base import ComputeBackend, ComputeSpec, ComputeState, Handle, Owned
+from tradelab.processes import pid_alive
 
 #: Runs the command, then writes its exit status beside it (even when the worker that started it is gone).
 _WRAPPER = (
@@ -77,7 +78,7 @@ class LocalBackend(ComputeBackend):
         meta = self._meta(handle)
         if meta is None:
             return ComputeState.GONE
-        return ComputeState.RUNNING if _alive(meta["pid"]) else ComputeState.FAILED
+        return ComputeState.RUNNING if pid_alive(meta["pid"]) else ComputeState.FAILED
 
     def logs(self, handle: Handle, tail: int = 100) -> list[str]:
         """The last lines of the process's combined output."""
@@ -87,13 +88,13 @@ class LocalBackend(ComputeBackend):
     def terminate(self, handle: Handle) -> None:
         """SIGTERM the process group, SIGKILL it after 5 s; mark the resource ended."""
         meta = self._meta(handle)
-        if meta is None or not _alive(meta["pid"]):
+        if meta is None or not pid_alive(meta["pid"]):
             return
         _signal_group(meta["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 5.0
-        while _alive(meta["pid"]) and time.monotonic() < deadline:
+        while pid_alive(meta["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(meta["pid"]):
+        if pid_alive(meta["pid"]):
             _signal_group(meta["pid"], signal.SIGKILL)
 
     def list_owned(self) -> list[Owned]:
@@ -101,7 +102,7 @@ class LocalBackend(ComputeBackend):
         owned = []
         for meta_file in sorted(self.root.glob("*/meta.json")):
             meta = json.loads(meta_file.read_text())
-            if meta.get("lab_id") == self.lab_id and _alive(meta["pid"]):
+            if meta.get("lab_id") == self.lab_id and pid_alive(meta["pid"]):
                 key = meta_file.parent.name
                 owned.append(Owned(Handle(self.name, key), int(meta["run_id"]), key))
         return owned
@@ -118,20 +119,6 @@ class LocalBackend(ComputeBackend):
     def _meta(self, handle: Handle) -> dict[str, Any] | None:
         path = self.root / handle.resource_id / "meta.json"
         return json.loads(path.read_text()) if path.exists() else None
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie child counts as ended)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True  # no /proc (macOS): os.kill said it exists
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

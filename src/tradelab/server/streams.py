@@ -21,6 +21,7 @@ from pathlib import Path
 from tradelab.data.store import Store
 from tradelab.data.stream.klines import INTERVAL
 from tradelab.data.stream.status import StreamStatus, read_stream_status
+from tradelab.processes import pid_alive
 from tradelab.settings import get_settings
 
 _POLL_S = 0.1
@@ -100,16 +101,6 @@ def stop_stream(store: Store, symbol: str, timeframe: str = INTERVAL, *, wait_s:
     with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
         os.kill(status.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while _alive(status.pid) and time.monotonic() < deadline:
+    while pid_alive(status.pid) and time.monotonic() < deadline:
         time.sleep(_POLL_S)
     return read_stream_status(store, symbol, timeframe) or status
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

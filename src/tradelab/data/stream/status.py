@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from tradelab.atomic import atomic_write
 from tradelab.data.store import Store
+from tradelab.processes import pid_alive
 
 STATUS_FILE = "stream.json"
 ACTIVE_STATES = ("connecting", "backfilling", "streaming")
@@ -83,18 +83,8 @@ def read_stream_status(
     status = StreamStatus.model_validate_json(path.read_text(encoding="utf-8"))
     age = ((now or datetime.now(UTC)) - status.updated_at).total_seconds()
     fresh = age <= 3 * status.heartbeat_s
-    running = status.host != socket.gethostname() or _pid_alive(status.pid)
+    running = status.host != socket.gethostname() or pid_alive(status.pid)
     return status.model_copy(update={"live": status.state in ACTIVE_STATES and fresh and running})
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def stream_statuses(store: Store) -> list[StreamStatus]:
