@@ -1,8 +1,8 @@
 """The dashboard in a real browser (Debian's Chromium through Playwright) against a live ``tradelab serve`` and
 ``tradelab worker`` on SQLite: the token prompt, an env config edited with an invalid value (the server's error
 shown at its field), fixed and saved; a tiny experiment launched on the local backend and followed live
-without reloading; its run's equity chart drawn; two runs compared. Screenshots go to ``tests/e2e/screenshots/``
-(git-ignored)."""
+without reloading; its run's equity chart drawn; two runs compared; a run re-evaluated on the newest bars, its
+out-of-sample record arriving live, and watched. Screenshots go to ``tests/e2e/screenshots/`` (git-ignored)."""
 
 from __future__ import annotations
 
@@ -151,3 +151,21 @@ def test_the_dashboard_end_to_end_in_a_real_browser(lab: Lab, page: object) -> N
     expect(compare.locator("canvas").first).to_be_visible()
     expect(compare).to_have_attribute("data-series", "2")
     shot(page, "06-compare")
+
+    # out of sample: re-evaluate the first run now (an evaluate run on the worker), see its record arrive live;
+    # then watch it daily
+    page.goto(f"{lab.url}/runs/{run_ids[0]}")
+    page.get_by_role("tab", name="Out-of-sample").click()
+    expect(page.get_by_test_id("out-of-sample")).to_contain_text("Not re-evaluated yet")
+    page.get_by_test_id("reevaluate-days").fill("1")
+    page.get_by_test_id("reevaluate-button").click()
+    oos = page.get_by_test_id("oos-chart")
+    expect(oos.locator("canvas").first).to_be_visible(timeout=120_000)
+    expect(oos).not_to_have_attribute("data-points", "0")
+    sharpe = lab.api.get(f"/runs/{run_ids[0]}/metrics/oos/sharpe").json()
+    assert len(sharpe["values"]) == 1
+    expect(page.get_by_test_id("oos-latest")).to_contain_text("sharpe")
+    page.get_by_test_id("watch-save").click()
+    expect(page.get_by_test_id("watch-remove")).to_be_visible()
+    assert lab.api.get(f"/runs/{run_ids[0]}/watch").json()["run_id"] == run_ids[0]
+    shot(page, "07-out-of-sample")
