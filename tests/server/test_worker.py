@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests.experiments.runs import tiny_config
@@ -176,20 +175,4 @@ def test_a_run_cancelled_between_its_claim_and_its_start_is_never_started(db_url
     run = _runs(db_url)[run_id]
     assert report.started == [] and reconciler.backend.list_owned() == []
     assert run.state == RunState.CANCELLED and run.reserved == 0.0 and run.compute_id is None
-    reconciler.engine.dispose()
-
-
-def test_the_experiments_wall_time_budget_stops_a_run_that_sets_none(db_url: str, tmp_path: Path) -> None:
-    """The limit the reservation assumed is the limit enforced: the experiment's ``budget.max_wall_time_s``."""
-    (run_id,) = _queue(db_url, 1, max_wall_time_s=None)
-    reconciler = stub_reconciler(db_url, tmp_path / "compute", 30.0, concurrency=1)
-    with transaction(reconciler.sessions) as session:
-        run = session.get(Run, run_id)
-        run.max_attempts = 1
-        experiment = session.get(Experiment, run.experiment_id)
-        experiment.config = {**experiment.config, "budget": {"max_wall_time_s": 1.0}}
-    reconciler.tick()
-    assert _runs(db_url)[run_id].reserved == pytest.approx(1.0 / 3600)  # 1.0/h × 1 s, not a day
-    _until(lambda: reconciler.tick() is not None and _runs(db_url)[run_id].state == RunState.FAILED)
-    assert "max wall time of 1 s exceeded" in (_runs(db_url)[run_id].error or "")
     reconciler.engine.dispose()

@@ -222,8 +222,11 @@ class Reconciler:
         return self.backend.price_per_hour(run.gpu_type) * self._max_wall_time(session, run) / 3600.0
 
     def _max_wall_time(self, session: Session, run: Run) -> float:
-        """What an attempt's budget reservation assumes: its wall time limit, else a day."""
-        return _wall_time_limit(session, run) or DEFAULT_MAX_WALL_TIME_S
+        if run.max_wall_time_s is not None:
+            return run.max_wall_time_s
+        experiment = session.get(Experiment, run.experiment_id)
+        budget = (experiment.config.get("budget") or {}) if experiment else {}
+        return float(budget.get("max_wall_time_s") or DEFAULT_MAX_WALL_TIME_S)
 
     # 2. start
     def _start(self, report: TickReport) -> None:
@@ -344,9 +347,8 @@ class Reconciler:
         if run.cancel_requested:
             return RunState.CANCELLED, "cancelled on request"
         started = _aware(run.started_at) or now
-        limit_s = _wall_time_limit(session, run)
-        if limit_s is not None and now - started > timedelta(seconds=limit_s):
-            return RunState.FAILED, f"max wall time of {limit_s:.0f} s exceeded"
+        if run.max_wall_time_s is not None and now - started > timedelta(seconds=run.max_wall_time_s):
+            return RunState.FAILED, f"max wall time of {run.max_wall_time_s:.0f} s exceeded"
         if run.max_cost is not None and run.cost >= run.max_cost:
             return RunState.FAILED, f"budget exhausted: it cost {run.cost:.2f} of its max cost {run.max_cost:.2f}"
         remaining = remaining_budget(session, run.experiment_id)
@@ -438,16 +440,6 @@ class Reconciler:
 
 def _event(session: Session, run: Run, previous: str) -> None:
     session.add(Event(kind="run_state", run_id=run.id, payload={"state": str(run.state), "previous": str(previous)}))
-
-
-def _wall_time_limit(session: Session, run: Run) -> float | None:
-    """An attempt's wall time limit: the run's ``max_wall_time_s``, else its experiment's
-    ``budget.max_wall_time_s``, else none."""
-    if run.max_wall_time_s is not None:
-        return run.max_wall_time_s
-    experiment = session.get(Experiment, run.experiment_id)
-    budget = (experiment.config.get("budget") or {}) if experiment else {}
-    return float(budget["max_wall_time_s"]) if budget.get("max_wall_time_s") else None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
