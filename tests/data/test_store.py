@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -136,3 +137,28 @@ def test_unsorted_bars_are_stored_sorted_and_repeated_timestamps_refused(store: 
     with pytest.raises(DataError, match="repeat a timestamp"):
         store.write("Y", "1m", pl.concat([bars[:10], bars[5:6]]))
     assert store.manifest("Y") is None
+
+
+def test_reads_never_fail_while_a_stream_keeps_replacing_the_partition(store: Store) -> None:
+    """A live stream rewrites the month's partition every minute; a reader that found the old file listed in the
+    manifest reads again from the new one instead of failing."""
+    bars = make_bars(400)
+    store.write("LIVE", "1m", bars.head(100))
+    done = threading.Event()
+
+    def stream() -> None:
+        try:
+            for i in range(100, 400):
+                store.write("LIVE", "1m", bars.slice(i, 1))
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=stream)
+    writer.start()
+    heights = []
+    while not done.is_set():
+        loaded = store.load("LIVE")
+        assert loaded["ts"].is_sorted() and loaded["ts"].n_unique() == loaded.height
+        heights.append(loaded.height)
+    writer.join()
+    assert heights == sorted(heights) and len(heights) > 10 and store.load("LIVE").height == 400

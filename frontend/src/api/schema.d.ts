@@ -157,8 +157,8 @@ export interface paths {
         };
         /**
          * List Streams
-         * @description The live ingestion of every stored dataset that has one (``tradelab data stream``): its state, last bar and
-         *     lag, and whether it is ``live`` (its process alive and reporting).
+         * @description The live ingestion of every dataset that has one (``tradelab data stream``): its state, last bar and lag,
+         *     and whether it is ``live`` (its process alive and reporting).
          */
         get: operations["list_streams_api_datasets_streams_get"];
         put?: never;

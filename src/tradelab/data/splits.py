@@ -283,7 +283,7 @@ def split_dataset(store: Store, symbol: str, timeframe: str, splitter: Callable[
     :return: the plan, its ``dataset`` set to ``"<SYMBOL>/<TIMEFRAME>@<content hash>"``.
     """
     content_hash = store.require(symbol, timeframe).content_hash
-    ts = store.scan(symbol, timeframe).select(TS).collect()[TS]
+    ts = store.query(symbol, timeframe, lambda bars: bars.select(TS))[TS]
     return splitter(ts).model_copy(update={"dataset": f"{symbol}/{timeframe}@{content_hash}"})
 
 

@@ -8,7 +8,7 @@ that is killed half-way leaves the previous dataset exactly as it was.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +25,8 @@ from tradelab.settings import get_settings
 
 ConflictPolicy = Literal["error", "keep", "replace"]
 _VALUE_COLUMNS = [c for c in REQUIRED if c != TS]
+#: Reads of a dataset that a concurrent write keeps replacing partitions of, before the error is raised.
+_READ_ATTEMPTS = 5
 
 
 @dataclass
@@ -103,7 +105,27 @@ class Store:
         self, symbol: str, timeframe: str = "1m", start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pl.DataFrame:
         """Bars of one dataset in ``[start, end)`` (UTC; ISO strings, datetimes or epoch ms), sorted by ``ts``."""
-        return self.scan(symbol, timeframe, start, end).collect()
+        return self.query(symbol, timeframe, lambda bars: bars, start, end)
+
+    def query(
+        self,
+        symbol: str,
+        timeframe: str,
+        plan: Callable[[pl.LazyFrame], pl.LazyFrame],
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> pl.DataFrame:
+        """``plan`` applied to :meth:`scan`'s lazy frame, collected.
+
+        A write that lands meanwhile (a live stream writes every minute) may replace a partition between reading
+        the manifest and reading the file: the read starts over from the new manifest.
+        """
+        for _ in range(_READ_ATTEMPTS - 1):
+            try:
+                return plan(self.scan(symbol, timeframe, start, end)).collect()
+            except FileNotFoundError:
+                continue
+        return plan(self.scan(symbol, timeframe, start, end)).collect()
 
     def write(
         self,

@@ -139,7 +139,7 @@ def preview_tool(name: str, body: ToolPreview, session: SessionDep, store: Store
     pipeline = FeaturePipeline([FeatureSpec(tool=tool.name, params=params.model_dump(mode="json"))])
     # The warm-up bars before start: the last ``warmup`` bar times before it (only the time column is read).
     try:
-        before = store.scan(row.symbol, row.timeframe, end=start).select(TS).tail(pipeline.warmup).collect()
+        before = store.query(row.symbol, row.timeframe, lambda bars: bars.select(TS).tail(pipeline.warmup), end=start)
     except DataError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
     bars = load_bars(store, row, before[TS][0] if pipeline.warmup and before.height else start, end)
