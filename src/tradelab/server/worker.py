@@ -71,7 +71,7 @@ class WorkerConfig:
     api_url: str = "http://127.0.0.1:8000"
     concurrency: int = 2
     heartbeat_timeout_s: float = 120.0
-    start_grace_s: float = 300.0
+    start_grace_s: float = 600.0
     idle_timeout_s: float = 900.0
     max_preemptions: int = 5
     adopt_after_s: float = 120.0
