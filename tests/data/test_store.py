@@ -162,3 +162,16 @@ def test_reads_never_fail_while_a_stream_keeps_replacing_the_partition(store: St
         heights.append(loaded.height)
     writer.join()
     assert heights == sorted(heights) and len(heights) > 10 and store.load("LIVE").height == 400
+
+
+def test_a_write_leaves_other_writers_temporary_files_alone(store: Store) -> None:
+    """A stream's status file is written through a temporary file in the dataset folder: the store's clean-up of
+    interrupted writes must not take it away mid-write."""
+    bars = make_bars(20)
+    store.write("LIVE", "1m", bars.head(10))
+    folder = store.root / "LIVE" / "1m"
+    foreign = folder / ".tmp-0123-stream.json"
+    foreign.write_text("{}")
+    (folder / ".tmp-4567-manifest.json").write_text("{}")  # the store's own, left by a killed write
+    store.write("LIVE", "1m", bars)
+    assert foreign.exists() and not (folder / ".tmp-4567-manifest.json").exists()

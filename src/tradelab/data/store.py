@@ -275,7 +275,7 @@ def _collect_garbage(folder: Path, manifest: Manifest | None) -> None:
         relative = path.relative_to(folder).as_posix()
         if path.name.startswith(TMP_PREFIX) or (live is not None and relative not in live):
             path.unlink(missing_ok=True)
-    for tmp in folder.glob(f"{TMP_PREFIX}*"):
+    for tmp in folder.glob(f"{TMP_PREFIX}*-{MANIFEST}"):  # only the store's own: a stream's status file is not
         tmp.unlink(missing_ok=True)
     for month_dir in sorted(folder.glob("year=*/month=*")) + sorted(folder.glob("year=*")):
         if month_dir.is_dir() and not any(month_dir.iterdir()):
