@@ -234,6 +234,13 @@ def _running(db_url: str, worker: Reconciler, fake: FakeRunPod, run_id: int) -> 
     return _runs(db_url)[run_id]
 
 
+def _billed_a_second(fake: FakeRunPod) -> None:
+    deadline = time.monotonic() + 10
+    while fake.pods()[0].uptime_s < 1.0:
+        assert time.monotonic() < deadline, "the pod was never billed"
+        time.sleep(0.1)
+
+
 def _update(db_url: str, run_id: int, **values: Any) -> None:
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as session:
@@ -249,6 +256,7 @@ def test_an_idle_run_is_stopped_and_its_pod_terminated(db_url: str, fake: FakeRu
     _running(db_url, worker, fake, run_id)
     worker.tick()
     assert _runs(db_url)[run_id].state == RunState.RUNNING  # alive and (recently) busy: left alone
+    _billed_a_second(fake)  # RunPod bills whole seconds of uptime: a pod stopped sooner would cost 0
     # heartbeats keep coming but say "no work" (busy=false leaves active_at behind) for over 15 minutes
     _update(db_url, run_id, max_attempts=1, active_at=datetime.now(UTC) - timedelta(seconds=1000))
     run = settle(db_url, worker, fake, run_id)
