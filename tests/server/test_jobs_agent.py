@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.experiments.runs import stored, tiny_config
@@ -37,3 +38,15 @@ def test_a_walk_forward_run_reports_each_fold_and_their_mean(tmp_path: Path, mon
     assert folds[0]["total_return"] != folds[1]["total_return"]  # two different test windows
     assert Path(url).name.endswith("-f1")  # the last fold's folder
     assert (Path(url) / "equity_test.parquet").is_file()
+
+
+class Unreachable(Recorder):
+    """An API that is down: every post fails the way httpx fails."""
+
+    def metrics(self, step: int, values: dict[str, Any], prefix: str) -> None:
+        raise httpx.ConnectError("connection refused")
+
+
+def test_validation_metrics_that_cannot_be_posted_do_not_stop_training(tmp_path: Path) -> None:
+    job = Job(1, tiny_config(), 0, {}, [], str(tmp_path / "runs"), Unreachable())  # type: ignore[arg-type]
+    assert job.on_evaluation(512, {"sharpe": 1.0}) is True  # the runner goes on training

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 if TYPE_CHECKING:
     from tradelab.experiments.config import ExperimentConfig
     from tradelab.server.agent import Reporter
@@ -34,8 +36,12 @@ class Job:
     reporter: Reporter
 
     def on_evaluation(self, timesteps: int, metrics: dict[str, Any]) -> bool:
-        """The runner's validation callback: each validation's metrics as ``val/…`` points."""
-        self.reporter.metrics(timesteps, metrics, "val")
+        """The runner's validation callback: each validation's metrics as ``val/…`` points. A failed post (the API
+        briefly unreachable) loses those points, not the training: the run's files keep every evaluation."""
+        try:
+            self.reporter.metrics(timesteps, metrics, "val")
+        except httpx.HTTPError as error:
+            logger.warning("run %d: validation metrics at step %d not posted: %s", self.run_id, timesteps, error)
         return True
 
 
