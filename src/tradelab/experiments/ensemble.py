@@ -9,7 +9,6 @@ refuses runs that differ, naming the fields.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -27,9 +26,9 @@ from tradelab.env.policies import Policy
 from tradelab.env.trading_env import TradingEnv
 from tradelab.experiments.agents import agent_policy
 from tradelab.experiments.artifacts import RunStorage
-from tradelab.experiments.config import ConfigError, ExperimentConfig, algorithm_class
+from tradelab.experiments.config import ConfigError, ExperimentConfig
 from tradelab.experiments.evaluation import segment
-from tradelab.experiments.reevaluation import split_label, split_rows
+from tradelab.experiments.reevaluation import split_label, split_rows, trained_model
 from tradelab.experiments.report import write_report
 from tradelab.experiments.runner import RunOutcome, pinned, score
 
@@ -100,10 +99,7 @@ def evaluate_ensemble(
     env = pinned(first.env, recorded[0]["dataset"])
     market = MarketData.from_store(env, store)
     rows = split_rows(config.split, recorded[0]["segments"], market.ts)
-    models = [
-        algorithm_class(e.algorithm.name).load(io.BytesIO(m.read_bytes("model.zip")), device="cpu")
-        for e, m in zip(experiments, members, strict=True)
-    ]
+    models = [trained_model(m, e) for e, m in zip(experiments, members, strict=True)]
     storage = RunStorage(f"{str(out).rstrip('/')}/{config.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
     label = split_label(config.split)
     provenance = {**recorded[0], "config": first.model_copy(update={"name": config.name}).model_dump(mode="json")}

@@ -20,8 +20,9 @@ from tradelab.data.schema import to_ms
 from tradelab.data.store import Store
 from tradelab.env.market import MarketData
 from tradelab.experiments.artifacts import RunStorage
-from tradelab.experiments.config import ExperimentConfig, algorithm_class
+from tradelab.experiments.config import ExperimentConfig
 from tradelab.experiments.evaluation import segment
+from tradelab.experiments.reevaluation import trained_model
 from tradelab.experiments.runner import model_policy, score
 
 DAY_MS = 86_400_000
@@ -58,7 +59,7 @@ def evaluate_recent(url: str | os.PathLike[str], days: int, *, store: Store | No
             f"{market.dataset} holds {max(last - first + 1, 0)} bar(s) of the last {days} day(s) after the run's "
             "test segment started; it needs at least 3"
         )
-    model = algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")
+    model = trained_model(run, config)
     label = f"oos-{last_ts}"
     scored = score(env, model_policy(model), segment(market, first, last), provenance["seed"], run, label)
     window = {

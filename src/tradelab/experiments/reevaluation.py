@@ -39,7 +39,7 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
     env = pinned(config.env, provenance["dataset"])
     market = MarketData.from_store(env, store)
     first, last = split_rows(split, provenance["segments"], market.ts)
-    model = algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")
+    model = trained_model(run, config)
     label = split_label(split)
     results = {
         "name": config.name,
@@ -50,6 +50,11 @@ def evaluate_run(url: str | os.PathLike[str], split: str, *, store: Store | None
     }
     run.write_json(f"evaluation_{label}.json", results)
     return results
+
+
+def trained_model(run: RunStorage, config: ExperimentConfig) -> Any:
+    """The selected model a run saved (``model.zip``), loaded on the CPU."""
+    return algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")
 
 
 def split_label(split: str) -> str:

@@ -54,7 +54,7 @@ def train(job: Job) -> str:
     if earlier is not None:
         logger.info("run %d: resuming from the checkpoint in %s", job.run_id, earlier)
         outcome = resume_experiment(earlier, progress=False, on_evaluation=job.on_evaluation)
-        job.reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
+        _report_test(job, outcome.results)
         return outcome.url
     logger.info("run %d: training seed %d", job.run_id, job.seed)
     outcomes = run_experiment(job.config, job.out, seed=job.seed, progress=False, on_evaluation=job.on_evaluation)
@@ -75,6 +75,7 @@ def sweep(job: Job) -> str:
     ``sweep/value`` at step = trial number and the best trial's test metrics."""
     from optuna.trial import TrialState
 
+    from tradelab.experiments.artifacts import RunStorage
     from tradelab.experiments.sweep import run_sweep
 
     trials = int(job.params["trials"])
@@ -87,12 +88,9 @@ def sweep(job: Job) -> str:
     if not done:
         raise RuntimeError(f"none of the sweep's {trials} trials completed (all pruned or failed)")
     best = max(done, key=lambda trial: trial.value if trial.value is not None else float("-inf"))
-    logger.info("run %d: best trial %d (%s = %.4f) with %s", job.run_id, best.number, "value", best.value, best.params)
-    from tradelab.experiments.artifacts import RunStorage
-
+    logger.info("run %d: best trial %d (value %.4f) with %s", job.run_id, best.number, best.value, best.params)
     url = str(best.user_attrs["runs"][0])
-    results = RunStorage(url).read_json("results.json")
-    job.reporter.metrics(results["timesteps"], results["test"]["agent"], "test")
+    _report_test(job, RunStorage(url).read_json("results.json"))
     return url
 
 
@@ -102,7 +100,7 @@ def ensemble(job: Job) -> str:
 
     name = f"{job.config.name}-ensemble-{job.run_id}"
     outcome = evaluate_ensemble(EnsembleConfig(name=name, runs=job.inputs), job.out)
-    job.reporter.metrics(outcome.results["timesteps"], outcome.results["test"]["agent"], "test")
+    _report_test(job, outcome.results)
     return outcome.url
 
 
@@ -122,6 +120,11 @@ def evaluate(job: Job) -> str:
 
 #: The job of each run kind.
 JOBS: dict[str, Callable[[Job], str]] = {"train": train, "sweep": sweep, "ensemble": ensemble, "evaluate": evaluate}
+
+
+def _report_test(job: Job, results: dict[str, Any]) -> None:
+    """The agent's test metrics of a result, as ``test/…`` at its training steps."""
+    job.reporter.metrics(results["timesteps"], results["test"]["agent"], "test")
 
 
 def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:

@@ -38,7 +38,7 @@ from tradelab.compute.base import ComputeBackend, ComputeError, ComputeSpec, Com
 from tradelab.server.budgets import remaining_budget
 from tradelab.server.db import is_sqlite, session_factory, transaction
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, Token, Watch, utcnow
-from tradelab.server.routes.jobs import evaluate_later
+from tradelab.server.routes.jobs import evaluate_later, model_problem
 from tradelab.server.routes.runs import LaunchOptions
 from tradelab.server.security import issue_token
 from tradelab.settings import get_settings
@@ -145,10 +145,10 @@ class Reconciler:
             pending = select(Run).where(Run.kind == RunKind.EVALUATE, Run.state.in_([RunState.QUEUED, *_ACTIVE]))
             busy = {(run.params or {}).get("run_id") for run in session.scalars(pending)}
             for watch in session.scalars(select(Watch).where(Watch.backend == self.backend.name)).all():
-                cutoff = now - timedelta(seconds=watch.every_s)
-                due = (Watch.last_queued_at.is_(None)) | (Watch.last_queued_at <= cutoff)
                 if watch.run_id in busy:
                     continue
+                cutoff = now - timedelta(seconds=watch.every_s)
+                due = (Watch.last_queued_at.is_(None)) | (Watch.last_queued_at <= cutoff)
                 won = session.execute(
                     update(Watch)
                     .where(Watch.run_id == watch.run_id, due)
@@ -158,7 +158,7 @@ class Reconciler:
                 if won.rowcount != 1:  # not due, or another worker queued it first
                     continue
                 target = session.get(Run, watch.run_id)
-                if target is not None and target.state == RunState.SUCCEEDED and target.artifact_url:
+                if target is not None and model_problem(target, target.experiment_id, target.id) is None:
                     options = LaunchOptions(backend=watch.backend)
                     report.scheduled.append(evaluate_later(session, target, options, watch.window_days).id)
 

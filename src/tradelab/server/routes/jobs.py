@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.models import Experiment, Run, RunKind, RunState, Watch
 from tradelab.server.routes.common import MAX_ID, Id, UtcDatetime
-from tradelab.server.routes.runs import BackendName, LaunchOptions, RunPublic, get_run, queue_run
+from tradelab.server.routes.runs import BackendName, LaunchOptions, RunPublic, get_run, launch_seed, queue_run
 
 router = APIRouter(tags=["runs"])
 
@@ -83,7 +83,7 @@ def create_sweep(experiment_id: Id, body: SweepCreate, session: SessionDep, _adm
     except ConfigError as error:
         detail = _at(["body", "config", "sweep"], str(error))
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
+    seed = launch_seed(experiment, body.seed)
     return queue_run(session, experiment, body, seed=seed, kind=RunKind.SWEEP, params={"trials": body.trials})
 
 
@@ -100,7 +100,7 @@ def create_ensemble(experiment_id: Id, body: EnsembleCreate, session: SessionDep
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _at(["body", "members"], "repeats a run"))
     for index, member in enumerate(body.members):
         run = session.get(Run, member)
-        problem = _unfinished(run, experiment_id, member)
+        problem = model_problem(run, experiment_id, member)
         if problem:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _at(["body", "members", index], problem))
     seed = session.get(Run, body.members[0]).seed  # type: ignore[union-attr]  # checked above
@@ -121,7 +121,7 @@ def create_evaluation(run_id: Id, body: EvaluationCreate, session: SessionDep, _
 
 def evaluate_later(session: Session, target: Run, options: LaunchOptions, days: int) -> Run:
     """Queue an ``evaluate`` run of ``target`` (which must have succeeded with an artifact folder)."""
-    problem = _unfinished(target, target.experiment_id, target.id)
+    problem = model_problem(target, target.experiment_id, target.id)
     if problem:
         raise HTTPException(status.HTTP_409_CONFLICT, problem)
     experiment = _experiment(session, target.experiment_id)
@@ -137,7 +137,7 @@ def evaluate_later(session: Session, target: Run, options: LaunchOptions, days: 
 def set_watch(run_id: Id, body: WatchSet, session: SessionDep, _admin: AdminDep) -> Watch:
     """Re-evaluate run ``run_id`` on a schedule (replaces its watch); the worker of ``backend`` queues each one."""
     run = get_run(session, run_id)
-    problem = _unfinished(run, run.experiment_id, run.id)
+    problem = model_problem(run, run.experiment_id, run.id)
     if problem:
         raise HTTPException(status.HTTP_409_CONFLICT, problem)
     watch = session.get(Watch, run_id) or Watch(run_id=run_id)
@@ -180,8 +180,8 @@ def _experiment(session: Session, experiment_id: int) -> Experiment:
     return experiment
 
 
-def _unfinished(run: Run | None, experiment_id: int, run_id: int) -> str | None:
-    """Why ``run`` cannot be read as a finished model of experiment ``experiment_id``, or None."""
+def model_problem(run: Run | None, experiment_id: int, run_id: int) -> str | None:
+    """Why ``run`` (id ``run_id``) cannot be read as a finished model of experiment ``experiment_id``, or None."""
     if run is None or run.experiment_id != experiment_id:
         return f"run {run_id} is not a run of experiment {experiment_id}"
     if run.kind not in (RunKind.TRAIN, RunKind.SWEEP):

@@ -186,8 +186,12 @@ def create_run(experiment_id: Id, body: RunCreate, session: SessionDep, _admin: 
     experiment = session.get(Experiment, experiment_id)
     if experiment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
-    seed = body.seed if body.seed is not None else int((experiment.config.get("seeds") or [0])[0])
-    return queue_run(session, experiment, body, seed=seed)
+    return queue_run(session, experiment, body, seed=launch_seed(experiment, body.seed))
+
+
+def launch_seed(experiment: Experiment, seed: int | None) -> int:
+    """The seed asked for, else the experiment's first."""
+    return seed if seed is not None else int((experiment.config.get("seeds") or [0])[0])
 
 
 def queue_run(
@@ -290,9 +294,9 @@ def read_spec(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> RunSpec
 
 def input_runs(params: dict[str, Any]) -> list[int]:
     """The runs whose artifacts a run reads: an ensemble's ``members``, or the ``run_id`` an evaluation scores."""
-    return [int(member) for member in params.get("members", [])] or (
-        [int(params["run_id"])] if "run_id" in params else []
-    )
+    if "run_id" in params:
+        return [int(params["run_id"])]
+    return [int(member) for member in params.get("members", [])]
 
 
 @router.post("/runs/{run_id}/status", response_model=RunPublic, responses=_CONFLICT)
