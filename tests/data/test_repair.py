@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from tests.bars import make_bars
+from tradelab.cli import app
 from tradelab.data.errors import DataError
 from tradelab.data.repair import fill_gaps, repair_dataset
 from tradelab.data.store import Store
@@ -55,3 +59,18 @@ def test_filling_is_causal_future_bars_do_not_change_the_past() -> None:
     past = fill_gaps(bars, "1m", 5)[0].filter(pl.col("ts") <= cut)
     assert fill_gaps(changed_future, "1m", 5)[0].filter(pl.col("ts") <= cut).equals(past)
     assert fill_gaps(bars.filter(pl.col("ts") <= cut), "1m", 5)[0].equals(past)
+
+
+def test_a_repair_that_fills_nothing_changes_nothing_and_says_so(home: Path) -> None:
+    store = Store()
+    store.write("X", "1m", _with_gaps())  # gaps of 2 and 10 bars: none of at most 1
+    folder = store.dataset_dir("X")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    version = store.require("X").version
+    result = CliRunner().invoke(app, ["data", "repair", "X", "--fill-gaps", "1"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0 and result.exception is None, output
+    assert "nothing to fill" in output and f"version {version} unchanged" in output, output
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert "filled" not in store.require("X").columns and store.require("X").repairs == []
+    assert not repair_dataset(store, "X", fill_gaps_up_to=1).changed

@@ -368,7 +368,13 @@ def repair(
     if fill_gaps <= 0:
         raise DataError("choose a repair, e.g. --fill-gaps 5", column="fill_gaps")
     result = repair_dataset(Store(), symbol, timeframe, fill_gaps_up_to=fill_gaps)
-    inserted = result.manifest.repairs[-1].rows if result.changed else 0
+    if not result.changed:
+        console.print(
+            f"{symbol}/{timeframe}: nothing to fill (no gap of at most {fill_gaps} bars); "
+            f"version {result.manifest.version} unchanged"
+        )
+        return
+    inserted = result.manifest.repairs[-1].rows
     console.print(f"{symbol}/{timeframe}: {inserted:,} bars filled, version {result.manifest.version}")
 
 

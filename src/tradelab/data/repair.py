@@ -40,13 +40,20 @@ def fill_gaps(bars: pl.DataFrame, timeframe: str, max_bars: int) -> tuple[pl.Dat
 
 
 def repair_dataset(store: Store, symbol: str, timeframe: str = "1m", *, fill_gaps_up_to: int) -> WriteResult:
-    """Fill the short gaps of a stored dataset in place (atomically), recording the repair in its manifest."""
+    """Fill the short gaps of a stored dataset in place (atomically), recording the repair in its manifest.
+
+    A repair that would insert no bar writes nothing (``changed`` is False): rewriting would still add a
+    ``filled`` column and so change the dataset version, invalidating every run pinned to it for nothing.
+    """
+    manifest = store.require(symbol, timeframe)
     bars = store.load(symbol, timeframe)
     repaired, inserted = fill_gaps(bars, timeframe, fill_gaps_up_to)
+    if not inserted:
+        return WriteResult(manifest=manifest, changed=False)
     repair = Repair(
         kind="fill_gaps",
         detail=f"forward-filled gaps of at most {fill_gaps_up_to} bars ({format_timeframe(timeframe_ms(timeframe))})",
         rows=inserted,
         applied_at=datetime.now(UTC),
     )
-    return store.write(symbol, timeframe, repaired, replace=True, repairs=[repair] if inserted else [])
+    return store.write(symbol, timeframe, repaired, replace=True, repairs=[repair])
