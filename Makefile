@@ -32,11 +32,13 @@ browser:
 		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; } >/dev/null
 	@test -x /usr/bin/chromium || echo "no /usr/bin/chromium (install Debian's chromium): the browser tests will skip"
 
-# Re-install only when the pins or the package metadata change.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# The venv holds exactly requirements-dev.lock (runtime + dev tools, pip included). A changed lock builds a fresh
+# venv, so nothing a previous lock installed is left behind; re-pinning is the deliberate `make lock`.
+$(STAMP): requirements.txt requirements-dev.txt requirements-dev.lock pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$$(grep -E '^pip==' requirements-dev.lock)"
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -65,7 +67,8 @@ bench: setup browser
 	$(PY) bench/bench_compute.py
 	$(PY) bench/bench_ui.py
 
-# Re-pin requirements.lock (the Docker image's full runtime closure) from requirements.txt in a fresh venv.
+# Re-pin requirements.lock (the Docker image's runtime closure) and requirements-dev.lock (what .venv holds) in a
+# fresh venv: the one deliberate way versions change.
 lock:
 	bash scripts/lock.sh
 

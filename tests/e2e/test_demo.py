@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from tradelab.data.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: The longest the demo may go without printing a line before the test calls it stuck. The demo prints a
+#: line per step and training progress, so silence this long is a hang on any machine, however slow; there
+#: is no bound on the total time (a busy machine is slower, not broken).
+STALL_S = 600.0
+
+
 def _run_demo(home: Path, backend: str = "local") -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/demo.sh`` to its end, failing only when it stops making progress (no output for STALL_S)."""
     env = {
         "BACKEND": backend,
         **os.environ,
@@ -22,8 +32,32 @@ def _run_demo(home: Path, backend: str = "local") -> subprocess.CompletedProcess
         "COLUMNS": "160",
         "SERVE": "0",  # stop once the control plane's run has finished
         "PYTHON_BIN": sys.executable,
+        "PYTHONUNBUFFERED": "1",
     }
-    return subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    demo = subprocess.Popen(
+        ["bash", "scripts/demo.sh"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(demo.stdout, lines), daemon=True).start()
+    out: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=STALL_S)  # waits on the demo's next line, not on the clock
+        except queue.Empty as stalled:
+            demo.kill()
+            stuck = f"the demo printed nothing for {STALL_S:.0f} s; its last lines:\n{''.join(out[-30:])}"
+            raise AssertionError(stuck) from stalled
+        if line is None:
+            break
+        out.append(line)
+    return subprocess.CompletedProcess(demo.args, demo.wait(), "".join(out), "")
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    """Put each line of ``stream`` on ``lines``, then None at its end."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
 
 
 def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:

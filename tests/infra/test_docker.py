@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra.pins import read_pins, venv_versions
 from tradelab.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,33 +217,6 @@ def test_heavy_and_private_paths_stay_out_of_the_build_context() -> None:
 # --- pins -----------------------------------------------------------------------------------------------------
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_pins(path: Path) -> dict[str, str]:
-    """``name -> version`` of the ``==`` pins of a requirements file (extras dropped, names normalized)."""
-    pins = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*==\s*([^\s;]+)", line)
-        assert match, f"{path.name}: not an == pin: {raw!r}"
-        pins[_canonical(match.group(1))] = match.group(3)
-    return pins
-
-
-def test_lock_pins_every_requirement_at_its_version() -> None:
-    requirements, lock = read_pins(REPO / "requirements.txt"), read_pins(LOCK)
-    assert "tradelab" not in lock
-    for name, version in requirements.items():
-        assert name in lock, f"requirements.lock lacks {name}"
-        assert lock[name] == version, f"{name}: requirements.txt pins {version}, requirements.lock {lock[name]}"
-    assert len(lock) > len(requirements)  # the transitive closure, not just the top level
-    assert "scripts/lock.sh" in LOCK.read_text(encoding="utf-8").split("\n", 5)[1]  # says how to regenerate
-
-
 def test_base_image_torch_matches_the_pins() -> None:
     froms = [ins for ins in instructions() if ins.keyword == "FROM"]
     assert froms
@@ -251,10 +225,6 @@ def test_base_image_torch_matches_the_pins() -> None:
         match = re.fullmatch(r"pytorch/pytorch:(\d+\.\d+\.\d+)-cuda[\d.]+-cudnn\d+-runtime", image)
         assert match, f"unexpected base image {image}"
         assert match.group(1) == read_pins(REPO / "requirements.txt")["torch"] == read_pins(LOCK)["torch"]
-
-
-def test_lock_script_parses() -> None:
-    subprocess.run(["bash", "-n", str(REPO / "scripts" / "lock.sh")], check=True)
 
 
 # --- entrypoint and environment --------------------------------------------------------------------------------
@@ -379,21 +349,12 @@ def test_build_script_builds_the_commit(checkout: Path, fake_docker: tuple[Path,
 # --- the entrypoint from a fresh venv with the locked requirements --------------------------------------------
 
 
-def _venv_versions() -> dict[str, str]:
-    code = (
-        "import json, importlib.metadata as m; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    out = subprocess.run([str(VENV_PYTHON), "-c", code], capture_output=True, text=True, check=True).stdout
-    return {_canonical(name): version.split("+")[0] for name, version in json.loads(out).items()}
-
-
 @pytest.mark.slow
 def test_entrypoint_runs_from_a_fresh_venv_with_the_locked_requirements(tmp_path: Path) -> None:
     if not VENV_PYTHON.exists():
         pytest.skip("no project .venv (make setup)")
     # The lock is what runs: the project's .venv holds every locked package at its locked version.
-    installed = _venv_versions()
+    installed = venv_versions(VENV_PYTHON)
     mismatched = {n: (v, installed.get(n)) for n, v in read_pins(LOCK).items() if installed.get(n) != v}
     assert not mismatched, f".venv differs from requirements.lock (name: (locked, installed)): {mismatched}"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -39,12 +37,11 @@ def test_it_picks_the_extremes_of_each_bucket_on_a_sawtooth() -> None:
     assert set(np.unique(ys[1:-1])) <= {1.0, -1.0}
 
 
-def test_it_is_fast_on_a_million_points() -> None:
+def test_a_million_points_keep_the_first_the_last_and_the_asked_count() -> None:
     x = np.arange(1_000_000)
     y = np.random.default_rng(0).standard_normal(1_000_000).cumsum()
-    started = time.perf_counter()
-    kept = lttb_indices(x, y, 2_000)
-    assert time.perf_counter() - started < 1.0 and len(kept) == 2_000
+    kept = lttb_indices(x, y, 2_000)  # its speed shows in bench/bench_ui.py's run page
+    assert len(kept) == 2_000 and kept[0] == 0 and kept[-1] == 999_999 and np.all(np.diff(kept) > 0)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -56,15 +55,13 @@ def test_a_run_is_queued_with_the_experiments_first_seed_and_an_event(client: Te
     assert client.post(f"/api/experiments/{experiment_id}/runs", json={"max_wall_time_s": -1}).status_code == 422
 
 
-def test_runs_are_listed_newest_first_filtered_and_paged_fast(client: TestClient) -> None:
+def test_runs_are_listed_newest_first_filtered_and_paged(client: TestClient) -> None:
     first, second = make_experiment(client), make_experiment(client)
     rows = [{"experiment_id": first if i % 2 else second, "state": "succeeded", "seed": i} for i in range(10_000)]
     with transaction(client.app.state.sessions) as session:
         session.execute(insert(Run), rows)
     ids = [client.post(f"/api/experiments/{first}/runs", json={"seed": s}).json()["id"] for s in (1, 2, 3)]
-    started = time.perf_counter()
-    page = client.get("/api/runs", params={"limit": 2}).json()
-    assert time.perf_counter() - started < 1.0
+    page = client.get("/api/runs", params={"limit": 2}).json()  # its speed is bench/bench_api.py's
     assert page["count"] == 10_003 and [r["id"] for r in page["data"]] == ids[::-1][:2]
     queued = client.get("/api/runs", params={"state": "queued"}).json()
     assert queued["count"] == 3 and [r["id"] for r in queued["data"]] == ids[::-1]
