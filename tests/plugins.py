@@ -1,4 +1,4 @@
-"""Installing a throwaway plugin distribution (a module and its entry points) for registry tests."""
+"""Throwaway user tools: a plugin distribution (a module and its entry points), manifest folders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tradelab.settings import get_settings
+from tradelab.tools.registry import default_registry
 
 
 @contextmanager
@@ -30,3 +33,47 @@ def installed_plugin(
         yield
     finally:
         sys.modules.pop(module, None)
+
+
+#: A manifest tool that reads the next bar's return yet keeps the default ``causal = True``.
+PEEK = """
+import numpy as np
+from tradelab.tools.base import Tool
+
+class Peek(Tool):
+    def warmup(self, params):
+        return 0
+
+    def compute(self, bars, params):
+        close = bars["close"]
+        return np.append(close[1:] / close[:-1] - 1.0, 0.0)
+"""
+
+#: Its honest twin: the return of the bar just closed.
+LAST = PEEK.replace("np.append(close[1:] / close[:-1] - 1.0, 0.0)", "np.append(0.0, close[1:] / close[:-1] - 1.0)")
+
+
+def write_manifest_tool(root: Path, name: str, source: str, version: str = "1.0.0") -> Path:
+    """A manifest folder ``root/<name>/`` declaring the tool class ``Peek`` of ``source`` as ``name``."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tool.toml").write_text(
+        f'name = "{name}"\nversion = "{version}"\ndescription = "{name}"\nmodule = "tool"\ncallable = "Peek"\n'
+    )
+    (folder / "tool.py").write_text(source)
+    return folder
+
+
+@contextmanager
+def manifest_tools(root: Path, monkeypatch: pytest.MonkeyPatch, sources: dict[str, str]) -> Iterator[None]:
+    """Make the default registry (CLI, env, runs) read manifest tools ``name -> source`` from ``root``."""
+    for name, source in sources.items():
+        write_manifest_tool(root, name, source)
+    monkeypatch.setenv("TRADELAB_TOOLS_DIR", str(root))
+    get_settings.cache_clear()
+    default_registry.cache_clear()
+    try:
+        yield
+    finally:
+        default_registry.cache_clear()
+        get_settings.cache_clear()

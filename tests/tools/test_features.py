@@ -12,13 +12,14 @@ import polars as pl
 import pytest
 import talib
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
 from tradelab.tools.base import Bars, Tool
 from tradelab.tools.errors import ToolError
 from tradelab.tools.features import FeaturePipeline, FeatureSpec
+from tradelab.tools.lookahead import LookaheadGuard, Verdict
 from tradelab.tools.registry import Registry
 
 SPECS: list[dict[str, Any]] = [
@@ -60,8 +61,14 @@ def _counting(tool: Tool, counts: dict[str, int]) -> Callable[[Bars, Any], Any]:
     return counted
 
 
+def _unchecked(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
+    """No look-ahead check (test_lookahead.py tests it): these tests count the computations of features."""
+    return Verdict(tool=tool.name, params={}, bars=bars.n, cuts=[], leak=None)
+
+
 def _pipeline(registry: Registry, tmp_path: Path, specs: list[dict[str, Any]] = SPECS) -> FeaturePipeline:
-    return FeaturePipeline(specs, registry, cache_dir=tmp_path / "cache")
+    guard = LookaheadGuard(tmp_path / "cache", check=_unchecked)
+    return FeaturePipeline(specs, registry, cache_dir=tmp_path / "cache", guard=guard)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

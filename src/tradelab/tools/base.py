@@ -1,15 +1,16 @@
 """The Tool interface: an indicator as name, version, parameters, inputs, outputs, warm-up and compute.
 
 A tool computes over the whole series at once (vectorized) and is causal by contract: its value at
-bar ``t`` depends only on bars ``<= t``. Every registered tool is tested for that (future bars are
-perturbed and the past must not move); a tool that cannot promise it sets ``causal = False`` and
-the environment refuses it.
+bar ``t`` depends only on bars ``<= t``. The look-ahead guard (:mod:`tradelab.tools.lookahead`) checks
+that claim where a tool is first used (future bars are perturbed and the past must not move); a tool
+that cannot promise it sets ``causal = False`` and the environment refuses it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,6 +91,8 @@ class Tool(ABC):
     causal: ClassVar[bool] = True
     #: Where the tool came from: ``builtin``, ``talib``, ``manifest:<folder>``, ``entry-point:<dist>``.
     origin: str = "builtin"
+    #: A manifest tool's folder (set by the registry): its files identify the tool's code for the look-ahead guard.
+    source_dir: Path | None = None
     group: ClassVar[str] = ""
 
     def outputs(self, params: Any) -> list[str]:

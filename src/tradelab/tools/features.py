@@ -31,6 +31,7 @@ from tradelab.data.store import Store
 from tradelab.tools.base import Bars, Tool
 from tradelab.tools.cache import FeatureCache, cache_key
 from tradelab.tools.errors import ToolError
+from tradelab.tools.lookahead import LookaheadGuard
 from tradelab.tools.numeric import rolling_zscore
 from tradelab.tools.registry import Registry, default_registry
 
@@ -114,6 +115,8 @@ class FeaturePipeline:
     :param specs: feature specs, or mappings validated as :class:`FeatureSpec`.
     :param registry: where tool names are looked up; :func:`default_registry` when omitted.
     :param cache_dir: cache folder; ``$TRADELAB_HOME/cache/features`` when omitted.
+    :param guard: the look-ahead guard every tool passes before it is computed; one keeping its verdicts in
+        ``cache_dir`` when omitted.
     :raises ToolError: for an unknown tool, invalid parameters (naming the field), or two specs that
         produce the same column name.
 
@@ -121,7 +124,7 @@ class FeaturePipeline:
         The cache is keyed by the dataset version passed to :meth:`compute` (or taken from the store's
         manifest by :meth:`compute_dataset`), the tool's name, version and validated parameters, and
         the normalisation. Without a dataset version nothing is cached: bars of unknown provenance
-        could change under the same name.
+        could change under the same name. Look-ahead verdicts are cached by tool and parameters alone.
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class FeaturePipeline:
         specs: Sequence[FeatureSpec | Mapping[str, Any]],
         registry: Registry | None = None,
         cache_dir: Path | None = None,
+        guard: LookaheadGuard | None = None,
     ) -> None:
         registry = registry if registry is not None else default_registry()
         self._bound = [_bind(FeatureSpec.model_validate(s), registry) for s in specs]
@@ -142,6 +146,7 @@ class FeaturePipeline:
         self.warmup = max((b.warmup for b in self._bound), default=0)
         self._bounds = np.cumsum([0, *(len(b.columns) for b in self._bound)])  # each spec's column range
         self.cache = FeatureCache(cache_dir)
+        self.guard = guard if guard is not None else LookaheadGuard(cache_dir)
 
     def compute(self, bars: Bars | pl.DataFrame, dataset_hash: str | None = None) -> FeatureMatrix:
         """Features of ``bars``, read from the cache when ``dataset_hash`` names a version computed before.
@@ -150,12 +155,15 @@ class FeaturePipeline:
         :param dataset_hash: version of the bars (e.g. a manifest's content hash plus the range); None
             disables the cache.
         :return: the feature matrix, one row per bar.
-        :raises ToolError: when a tool fails or breaks its contract, or the bars lack ``ts``.
+        :raises ToolError: when a tool fails, breaks its contract or looks ahead (checked on these bars the first
+            time the tool is used with its parameters), or the bars lack ``ts``.
         """
         if isinstance(bars, pl.DataFrame):
             bars = Bars.from_frame(bars)
         if TS not in bars:
             raise ToolError("bars need a 'ts' column (epoch milliseconds) to compute features")
+        for bound in self._bound:
+            self.guard.require_causal(bound.tool, bound.params, bars)
         shape = (bars.n, len(self.columns))
         keys = [b.key(dataset_hash) for b in self._bound] if dataset_hash is not None else None
         matrix_key = cache_key({"columns": keys}) if keys is not None else None

@@ -166,6 +166,7 @@ def _load_manifest(folder: Path) -> Tool:
         elif own != manifest[key]:
             raise ToolError(f"the tool's {key} is {own!r} but {MANIFEST} says {manifest[key]!r}")
     tool.origin = f"manifest:{folder.name}"
+    tool.source_dir = folder
     return tool
 
 
