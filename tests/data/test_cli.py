@@ -134,3 +134,21 @@ def test_binance_zip_written_by_us_reads_back(home: Path, tmp_path: Path) -> Non
     path = write_binance(bars, tmp_path / "x.zip", ts_unit="us")
     assert tl("data", "ingest", str(path), "-s", "X")[0] == 0
     assert Store().load("X").select(bars.columns).equals(bars)
+
+
+def test_validate_fails_on_a_day_long_gap_or_low_coverage_by_default_naming_the_gap(home: Path) -> None:
+    bars = make_bars(20_000)
+    Store().write("HOLE", "1m", bars.filter(~pl.int_range(pl.len()).is_between(1000, 2499)))  # 1,500 bars: 25 h
+    code, output = tl("data", "validate", "HOLE")
+    text = " ".join(output.split())
+    assert code == 1 and "FAILED: 1 hard error(s)" in text  # 92.5 % coverage passes the default 90 %: the gap fails
+    assert (
+        "error: gaps: 1 gap(s), 1,500 missing bars; the longest: 1,500 bars from 2024-01-01T16:40:00+00:00 to "
+        "2024-01-02T17:39:00+00:00, more than the maximum 1,440" in text
+    )
+    assert tl("data", "validate", "HOLE", "--max-gap", "26h")[0] == 0
+    assert tl("data", "validate", "HOLE", "--max-gap", "1500")[0] == 0
+    code, output = tl("data", "validate", "HOLE", "--max-gap", "none", "--min-coverage", "0.95")
+    assert code == 1 and "error: coverage: coverage 92.50%: 18,500 of 20,000 bars" in " ".join(output.split())
+    code, output = tl("data", "validate", "HOLE", "--max-gap", "a week")
+    assert code == 2 and "--max-gap 'a week'" in output

@@ -99,3 +99,23 @@ def test_report_serialises_with_ok_flag(store: Store) -> None:
     report = validate_dataset(store, "X")
     data = report.model_dump(mode="json")
     assert data["ok"] is True and data["symbol"] == "X" and data["version"] == store.require("X").version
+
+
+def test_coverage_and_the_longest_gap_lead_and_fail_only_past_the_callers_limits() -> None:
+    bars = make_bars(3000)
+    holes = bars.filter(~pl.int_range(pl.len()).is_between(100, 101) & ~pl.int_range(pl.len()).is_between(1000, 2499))
+    report = validate_bars(holes)  # the env's call: no limits, a hole its gap policy handles is no error
+    assert report.ok and [f.check for f in report.findings[:2]] == ["coverage", "gaps"]
+    assert list(report.model_dump())[:5] == ["symbol", "timeframe", "version", "coverage", "gaps"]
+    assert next(iter(report.model_dump()["gaps"])) == "longest"
+    assert report.coverage == pytest.approx(1498 / 3000)
+    longest = report.findings[1]
+    assert "the longest: 1,500 bars from 2024-01-01T16:40:00+00:00 to 2024-01-02T17:39:00+00:00" in longest.message
+    assert longest.examples[0] == "2024-01-01T16:40:00+00:00"
+
+    limited = validate_bars(holes, min_coverage=0.49, max_gap_bars=1500)
+    assert limited.ok and (limited.min_coverage, limited.max_gap_bars) == (0.49, 1500)
+    strict = validate_bars(holes, min_coverage=0.9, max_gap_bars=1499)
+    assert [(f.check, f.severity) for f in strict.errors] == [("coverage", "error"), ("gaps", "error")]
+    assert "below the minimum 90%" in strict.errors[0].message
+    assert "more than the maximum 1,499" in strict.errors[1].message

@@ -27,7 +27,7 @@ from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.manifest import Manifest, SourceRecord
 from tradelab.data.repair import repair_dataset
 from tradelab.data.resample import resample_dataset
-from tradelab.data.schema import to_datetime
+from tradelab.data.schema import timeframe_ms, to_datetime
 from tradelab.data.splits import SplitPlan, chronological_split, chronological_split_by_date, split_dataset, verify_plan
 from tradelab.data.splits import walk_forward as walk_forward_split
 from tradelab.data.store import ConflictPolicy, Store
@@ -48,6 +48,8 @@ console = Console()
 SymbolArg = Annotated[str, typer.Argument(help="Dataset symbol, e.g. BTCUSDT.")]
 TimeframeOpt = Annotated[str, typer.Option("--timeframe", "-t", help="Bar length: 1m, 5m, 1h, 1d...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+#: ``data validate``'s limits: fail below 90 % coverage and on a gap longer than a day (see its help).
+DEFAULT_MIN_COVERAGE, DEFAULT_MAX_GAP = 0.9, "1d"
 
 
 def _pairs(text: str | None, option: str) -> dict[str, str]:
@@ -126,15 +128,62 @@ def validate(
     as_json: JsonOpt = False,
     outlier_z: Annotated[float, typer.Option(help="Robust z-score of returns above which a bar is an outlier.")] = 12.0,
     stale_bars: Annotated[int, typer.Option(help="Identical closes in a row that make a stale run.")] = 60,
+    min_coverage: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Fail when fewer than this fraction of the bars between the first and the last are stored "
+            "(0: never). Below 90 %, more than one bar in ten is missing: a patchy feed, whose rolling features "
+            "and returns describe the holes as much as the market. Not stricter: one normal maintenance window "
+            "of a few hours already takes 5 % of a three-day sample.",
+        ),
+    ] = DEFAULT_MIN_COVERAGE,
+    max_gap: Annotated[
+        str,
+        typer.Option(
+            help="Fail on a gap longer than this: missing bars (1440) or a duration (90m, 6h, 1d); 'none': never. "
+            "Exchange outages and maintenance last minutes to hours; a day or more missing means files joined "
+            "across a hole or a broken download: split the dataset or fill the range.",
+        ),
+    ] = DEFAULT_MAX_GAP,
 ) -> None:
-    """Report gaps, duplicates, OHLC problems, outliers and stale runs; exit 1 on hard errors."""
-    report = validate_dataset(Store(), symbol, timeframe, outlier_z=outlier_z, stale_run_bars=stale_bars)
+    """Report coverage and the longest gap first, then duplicates, OHLC problems, outliers and stale runs.
+
+    Exit 1 on hard errors, on coverage below --min-coverage and on a gap longer than --max-gap.
+    """
+    report = validate_dataset(
+        Store(),
+        symbol,
+        timeframe,
+        outlier_z=outlier_z,
+        stale_run_bars=stale_bars,
+        min_coverage=min_coverage or None,
+        max_gap_bars=gap_bars(max_gap, timeframe),
+    )
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
         print_report(report)
+        for finding in report.errors:
+            errors.print(f"[red]error:[/] {finding.check}: {finding.message}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def gap_bars(text: str, timeframe: str) -> int | None:
+    """``--max-gap`` in missing bars: a count as is, a duration (``6h``) in whole bars; None for ``none``."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return timeframe_ms(text) // timeframe_ms(timeframe)
+    except DataError:
+        raise DataError(
+            f"--max-gap {text!r}: give missing bars (1440), a duration (90m, 6h, 1d) or 'none'", column="max_gap"
+        ) from None
 
 
 def print_report(report: ValidationReport) -> None:

@@ -3,6 +3,12 @@
 Hard errors (the env refuses such data): conflicting duplicates, OHLC inconsistencies, non-positive
 prices, negative volume, misaligned or unsorted timestamps, a non-UTC timestamp column.
 Warnings: gaps, identical duplicates, outliers, stale runs, zero-volume bars.
+
+Coverage and the longest gap come first, in the report and in its findings: they say whether the data is
+one market history at all. They are warnings unless the caller sets limits (``min_coverage``,
+``max_gap_bars``), which make a breach an error. ``tradelab data validate`` sets them by default; the env
+does not, since its gap policy (:mod:`tradelab.data.gaps`) already keeps episodes, features and metrics
+off the holes, and it must not refuse data that policy handles.
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ class Gap(BaseModel):
 
 
 class GapSummary(BaseModel):
-    """All gaps: how many, how many bars they miss in total, the longest, and the first 100 of them."""
+    """All gaps: the longest, how many, how many bars they miss in total, and the first 100 of them."""
 
+    longest: Gap | None = None
     count: int = 0
     missing_bars: int = 0
-    longest: Gap | None = None
     gaps: list[Gap] = Field(default_factory=list)
 
 
@@ -53,12 +59,14 @@ class ValidationReport(BaseModel):
     symbol: str | None = None
     timeframe: str
     version: str | None = None
+    coverage: float = Field(description="rows / bars expected between the first and the last bar")
+    gaps: GapSummary
+    min_coverage: float | None = Field(None, description="coverage below this is an error; None: no limit")
+    max_gap_bars: int | None = Field(None, description="a gap of more missing bars is an error; None: no limit")
     rows: int
     first_ts: datetime | None
     last_ts: datetime | None
     expected_bars: int
-    coverage: float = Field(description="rows / bars expected between the first and the last bar")
-    gaps: GapSummary
     duplicates_identical: int
     duplicates_conflicting: int
     zero_volume_bars: int
@@ -86,11 +94,15 @@ def validate_bars(
     stale_run_bars: int = 60,
     symbol: str | None = None,
     version: str | None = None,
+    min_coverage: float | None = None,
+    max_gap_bars: int | None = None,
 ) -> ValidationReport:
     """Check a frame of canonical bars (any order, duplicates allowed) and report what is wrong.
 
     :param outlier_z: robust z-score (median/MAD of log returns) above which a return is an outlier.
     :param stale_run_bars: a run of at least this many bars with an identical close is stale.
+    :param min_coverage: coverage (stored / expected bars) below this is an error, not a warning.
+    :param max_gap_bars: a gap of more missing bars than this is an error, not a warning.
     """
     step = timeframe_ms(timeframe)
     findings: list[Finding] = []
@@ -128,18 +140,6 @@ def validate_bars(
         f"not on the {timeframe} grid",
     )
 
-    gaps = _gaps(frame, step)
-    if gaps.longest:
-        longest = gaps.longest.missing_bars
-        findings.append(
-            _finding(
-                "gaps",
-                "warning",
-                gaps.count,
-                f"{gaps.count} gap(s), {gaps.missing_bars} missing bars, longest {longest}",
-                [g.start.isoformat() for g in gaps.gaps[:_MAX_EXAMPLES]],
-            )
-        )
     zero_volume = frame.filter(pl.col("volume") == 0)
     _add(findings, "zero_volume", "warning", zero_volume, "bars with zero volume")
 
@@ -158,16 +158,21 @@ def validate_bars(
 
     first_ms, last_ms = (frame["_ms"].min(), frame["_ms"].max()) if frame.height else (None, None)
     expected = (last_ms - first_ms) // step + 1 if first_ms is not None else 0  # type: ignore[operator]
+    coverage = frame.height / expected if expected else 0.0
+    gaps = _gaps(frame, step)
+    findings[:0] = _span_findings(frame.height, expected, coverage, gaps, min_coverage, max_gap_bars)
     return ValidationReport(
         symbol=symbol,
         timeframe=timeframe,
         version=version,
         rows=frame.height,
+        coverage=coverage,
+        gaps=gaps,
+        min_coverage=min_coverage,
+        max_gap_bars=max_gap_bars,
         first_ts=frame[TS].min() if frame.height else None,  # type: ignore[arg-type]
         last_ts=frame[TS].max() if frame.height else None,  # type: ignore[arg-type]
         expected_bars=expected,
-        coverage=frame.height / expected if expected else 0.0,
-        gaps=gaps,
         duplicates_identical=dup_identical.height,
         duplicates_conflicting=dup_conflicting.height,
         zero_volume_bars=zero_volume.height,
@@ -177,11 +182,45 @@ def validate_bars(
     )
 
 
-def validate_dataset(store: Store, symbol: str, timeframe: str = "1m", **options: float) -> ValidationReport:
+def validate_dataset(
+    store: Store, symbol: str, timeframe: str = "1m", **options: float | int | None
+) -> ValidationReport:
     """:func:`validate_bars` over a stored dataset, labelled with its symbol and version."""
     manifest = store.require(symbol, timeframe)
     bars = store.load(symbol, timeframe)
     return validate_bars(bars, timeframe, symbol=symbol, version=manifest.version, **options)  # type: ignore[arg-type]
+
+
+def _span_findings(
+    rows: int, expected: int, coverage: float, gaps: GapSummary, min_coverage: float | None, max_gap_bars: int | None
+) -> list[Finding]:
+    """The coverage and gap findings, which lead the report: errors when they breach the caller's limits."""
+    findings = []
+    if gaps.longest:
+        short = min_coverage is not None and coverage < min_coverage
+        limit = f", below the minimum {min_coverage:.0%}" if short else ""
+        findings.append(
+            _finding(
+                "coverage",
+                "error" if short else "warning",
+                expected - rows,
+                f"coverage {coverage:.2%}: {rows:,} of {expected:,} bars between the first and the last{limit}",
+            )
+        )
+        g = gaps.longest
+        long = max_gap_bars is not None and g.missing_bars > max_gap_bars
+        findings.append(
+            _finding(
+                "gaps",
+                "error" if long else "warning",
+                gaps.count,
+                f"{gaps.count:,} gap(s), {gaps.missing_bars:,} missing bars; the longest: {g.missing_bars:,} bars "
+                f"from {g.start.isoformat()} to {g.end.isoformat()}"
+                + (f", more than the maximum {max_gap_bars:,}" if long else ""),
+                [x.start.isoformat() for x in [g, *(x for x in gaps.gaps if x != g)][:_MAX_EXAMPLES]],
+            )
+        )
+    return findings
 
 
 def _gaps(frame: pl.DataFrame, step: int) -> GapSummary:
