@@ -1,19 +1,26 @@
-"""``tradelab tools``: list, show and compute, including on the real BTC candles."""
+"""``tradelab tools``: list, show, compute and check, including on the real BTC candles."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import talib
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from tests.plugins import LAST, PEEK, manifest_tools
 from tradelab.cli import app
 from tradelab.data.ingest import ingest_files
+from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
+from tradelab.tools import lookahead
+from tradelab.tools.base import Bars, Tool
+from tradelab.tools.lookahead import Verdict, check_tool
 
 runner = CliRunner()
 
@@ -77,3 +84,62 @@ def test_compute_rejects_bad_params_naming_the_field(home: Path) -> None:
     # Specs are validated before any data is read, so no dataset is needed to see the error.
     code, output = tl("tools", "compute", "X", "--tool", "RSI:timeperiod=-3")
     assert code == 2 and "RSI" in output and "timeperiod" in output
+
+
+def test_check_prints_verdicts_and_exits_1_on_a_leak(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leak = "refused: tool next_return looks ahead: its output next_return at bar 0 (2024-01-01T00:00:00.000 UTC)"
+    with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK, "last_return": LAST}):
+        code, output = tl("tools", "check", "RSI:timeperiod=7", "last_return")
+        assert code == 0, output
+        assert "2 tool(s) on 20,000 bars: 2 causal, 0 leaking, 0 not checked, 0 failed" in output
+        assert "refused" not in output
+
+        code, output = tl("tools", "check", "next_return", "vwap_day")
+        assert code == 1 and "LEAKS" in output and leak in output
+        assert "2 tool(s) on 20,000 bars: 1 causal, 1 leaking, 0 not checked, 0 failed" in output
+
+        Store().write("SYN", "1m", generate_bars(2, seed=1, start="2024-03-01", gaps=False))
+        code, output = tl("tools", "check", "next_return", "--dataset", "SYN")
+        assert code == 1 and "look-ahead on SYN/1m" in output and "1 tool(s) on 2,880 bars" in output
+        assert "its output next_return at bar 0 (2024-03-01T00:00:00.000 UTC)" in output
+
+        code, output = tl("tools", "check")
+        assert code == 2 and "name the tools to check, or pass --all" in output
+
+
+@pytest.mark.slow
+def test_check_all_finds_the_one_leak_among_every_tool(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK}):
+        code, output = tl("tools", "check", "--all")
+    assert code == 1 and output.count("refused:") == 1 and "refused: tool next_return looks ahead" in output
+    assert re.search(r"\d{3} tool\(s\) on 20,000 bars: \d{3} causal, 1 leaking, 0 not checked, 0 failed", output)
+
+
+def test_compute_refuses_a_leaking_tool_and_checks_each_tool_once(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counting(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
+        calls.append(tool.name)
+        return check_tool(tool, params, bars)
+
+    monkeypatch.setattr(lookahead, "check_tool", counting)
+    Store().write("SYN", "1m", generate_bars(2, seed=1, gaps=False))
+    with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK, "last_return": LAST}):
+        code, output = tl("tools", "compute", "SYN", "--tool", "next_return")
+        assert code == 2
+        assert (
+            "error: tool next_return looks ahead: its output next_return at bar 0 (2024-01-01T00:00:00.000 UTC)"
+            in output
+        )
+        for _ in range(2):
+            code, output = tl("tools", "compute", "SYN", "--tool", "last_return", "--tool", "RSI")
+            assert code == 0 and "2,880 bars, 2 columns" in output
+        code, output = tl("tools", "compute", "SYN", "--tool", "next_return")
+        assert code == 2 and "looks ahead" in output
+    assert calls == ["next_return", "last_return", "RSI"]  # second uses read the verdicts back

@@ -1,4 +1,4 @@
-"""``tradelab tools``: list, inspect and compute indicator tools."""
+"""``tradelab tools``: list, inspect, compute and check indicator tools for look-ahead."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from rich.table import Table
 
 from tradelab.atomic import atomic_write
 from tradelab.cli_errors import reports_errors
+from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
+from tradelab.tools.base import Bars
 from tradelab.tools.errors import ToolError
 from tradelab.tools.features import FeaturePipeline, FeatureSpec
+from tradelab.tools.lookahead import SAMPLE_BARS, LookaheadGuard, Verdict
 from tradelab.tools.registry import default_registry
 
-app = typer.Typer(help="List, inspect and compute indicator tools.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect, compute and check indicator tools.", no_args_is_help=True)
 console = Console()
 
 
@@ -125,3 +128,66 @@ def compute(
     if out is not None:
         atomic_write(out, lambda tmp: frame.write_parquet(tmp))
         console.print(f"written to {out}")
+
+
+@app.command()
+@reports_errors
+def check(
+    tools: Annotated[
+        list[str] | None, typer.Argument(metavar="[NAME[:param=value,...]]...", help="Tools to check.")
+    ] = None,
+    check_all: Annotated[bool, typer.Option("--all", help="Check every registered tool, with its defaults.")] = False,
+    dataset: Annotated[
+        str | None, typer.Option(help=f"Check on this stored dataset's first {SAMPLE_BARS:,} bars, not synthetic ones.")
+    ] = None,
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Bar length of --dataset.")] = "1m",
+) -> None:
+    """Run the look-ahead guard now: perturb later bars, require earlier outputs to stay put; exit 1 on a leak.
+
+    The guard also runs by itself the first time a tool is used with given parameters (features, envs,
+    runs); this re-checks and records the verdicts it would use.
+    """
+    registry = default_registry()
+    if check_all == bool(tools):
+        raise ToolError("name the tools to check, or pass --all")
+    specs = [FeatureSpec(tool=t.name) for t in registry] if check_all else [parse_tool_option(t) for t in tools or []]
+    if dataset is not None:
+        bars = Bars.from_frame(Store().load(dataset, timeframe))
+        source = f"{dataset}/{timeframe}"
+    else:
+        bars = Bars.from_frame(generate_bars(SAMPLE_BARS / 1440, seed=0, gaps=False))
+        source = "synthetic 1m bars"
+    guard = LookaheadGuard()
+    table = Table("tool", "params", "verdict", "first bar whose past moved", title=f"look-ahead on {source}")
+    refused, verdicts = [], []
+    for spec in specs:
+        tool = registry.get(spec.tool)
+        params = tool.parse_params(spec.params)
+        try:
+            verdict = guard.verdict(tool, params, bars, fresh=True)
+        except ToolError as exc:
+            refused.append(str(exc))
+            table.add_row(tool.name, json.dumps(spec.params), "[bold red]error[/]", "see below")
+            continue
+        verdicts.append(verdict)
+        if verdict.leak is not None and tool.causal:
+            refused.append(str(verdict.error()))
+        table.add_row(tool.name, json.dumps(verdict.params), *_describe(verdict, tool.causal))
+    console.print(table)
+    leaks = sum(v.leak is not None for v in verdicts)
+    unchecked = sum(not v.checked for v in verdicts)
+    console.print(
+        f"{len(specs)} tool(s) on {bars.n:,} bars: {len(verdicts) - leaks - unchecked} causal, {leaks} leaking, "
+        f"{unchecked} not checked, {len(specs) - len(verdicts)} failed"
+    )
+    for message in refused:
+        console.print(f"[bold red]refused:[/] {message}", highlight=False, soft_wrap=True)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _describe(verdict: Verdict, causal: bool) -> tuple[str, str]:
+    """The verdict cell and the leak cell of a row of ``tools check``."""
+    if verdict.leak is None:
+        return ("causal", "-") if verdict.checked else ("[yellow]not checked[/]: no output defined", "-")
+    return ("[bold red]LEAKS[/]" if causal else "[yellow]leaks, declared non-causal[/]"), verdict.leak.where()

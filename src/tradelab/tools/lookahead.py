@@ -55,6 +55,11 @@ class Leak(BaseModel):
     ts: int | None
     cut: int
 
+    def where(self) -> str:
+        """``<column> at bar <bar> (<time> UTC)``."""
+        when = f" ({np.datetime64(self.ts, 'ms')} UTC)" if self.ts is not None else ""
+        return f"{self.column} at bar {self.bar}{when}"
+
 
 class Verdict(BaseModel):
     """The outcome of one check of a tool with given parameters.
@@ -80,11 +85,9 @@ class Verdict(BaseModel):
     def error(self) -> ToolError:
         """The refusal of a leaking tool, naming the tool, the output and the first bar whose past changed."""
         assert self.leak is not None, "only a leaking verdict is refused"
-        leak = self.leak
-        when = f" ({np.datetime64(leak.ts, 'ms')} UTC)" if leak.ts is not None else ""
         return ToolError(
-            f"tool {self.tool} looks ahead: its output {leak.column} at bar {leak.bar}{when} changed when only the "
-            f"bars after bar {leak.cut} were perturbed (checked on {self.bars:,} bars with params {self.params}). "
+            f"tool {self.tool} looks ahead: its output {self.leak.where()} changed when only the "
+            f"bars after bar {self.leak.cut} were perturbed (checked on {self.bars:,} bars with params {self.params}). "
             "It claims causal = True; make its value at a bar depend only on bars up to it, or set causal = False "
             "(envs refuse such tools)"
         )
