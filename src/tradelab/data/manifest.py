@@ -73,9 +73,6 @@ class Manifest(BaseModel):
     def with_partitions(self, partitions: list[Partition], columns: list[str]) -> Manifest:
         """A copy with ``partitions`` (sorted) and the totals and content hash recomputed from them."""
         parts = sorted(partitions, key=lambda p: (p.year, p.month))
-        digest = hashlib.sha256(f"tradelab-v{SCHEMA_VERSION}".encode())
-        for p in parts:
-            digest.update(p.content_hash.encode())
         return self.model_copy(
             update={
                 "partitions": parts,
@@ -83,10 +80,18 @@ class Manifest(BaseModel):
                 "rows": sum(p.rows for p in parts),
                 "first_ts": parts[0].first_ts if parts else None,
                 "last_ts": parts[-1].last_ts if parts else None,
-                "content_hash": digest.hexdigest() if parts else "",
+                "content_hash": version_hash([p.content_hash for p in parts]) if parts else "",
                 "updated_at": datetime.now(UTC),
             }
         )
+
+
+def version_hash(partition_hashes: list[str]) -> str:
+    """A dataset's content hash from its partitions' hashes, in month order."""
+    digest = hashlib.sha256(f"tradelab-v{SCHEMA_VERSION}".encode())
+    for content_hash in partition_hashes:
+        digest.update(content_hash.encode())
+    return digest.hexdigest()
 
 
 def frame_hash(bars: pl.DataFrame) -> str:

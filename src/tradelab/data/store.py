@@ -19,7 +19,7 @@ import polars as pl
 
 from tradelab.atomic import TMP_PREFIX, atomic_write, atomic_write_text, locked
 from tradelab.data.errors import DataError
-from tradelab.data.manifest import MANIFEST, Manifest, Partition, Repair, SourceRecord, frame_hash
+from tradelab.data.manifest import MANIFEST, Manifest, Partition, Repair, SourceRecord, frame_hash, version_hash
 from tradelab.data.schema import COLUMNS, REQUIRED, TS, TimeLike, check_symbol, conform, empty_bars, to_ms
 from tradelab.settings import get_settings
 
@@ -100,6 +100,22 @@ class Store:
         if hi is not None:
             bounds.append(pl.col(TS) < pl.lit(hi).cast(COLUMNS[TS]))
         return lazy.filter(*bounds) if bounds else lazy
+
+    def extends_version(self, symbol: str, timeframe: str, version: str, last_ts: datetime) -> bool:
+        """Whether the stored bars up to ``last_ts`` (inclusive) are exactly version ``version``'s (a hash prefix).
+
+        True when bars were only appended since that version: the hash of the stored bars cut at
+        ``last_ts`` is recomputed (only the month holding ``last_ts`` is read) and compared with it.
+        """
+        manifest = self.require(symbol, timeframe)
+        folder = self.dataset_dir(symbol, timeframe)
+        hashes = [p.content_hash for p in manifest.partitions if p.last_ts <= last_ts]
+        hashes += [
+            frame_hash(pl.read_parquet(folder / p.file).filter(pl.col(TS) <= last_ts))
+            for p in manifest.partitions
+            if p.first_ts <= last_ts < p.last_ts
+        ]
+        return version_hash(hashes).startswith(version)
 
     def load(
         self, symbol: str, timeframe: str = "1m", start: TimeLike | None = None, end: TimeLike | None = None

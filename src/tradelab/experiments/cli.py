@@ -71,11 +71,26 @@ def run(
 def evaluate(
     run_dir: Annotated[str, typer.Argument(metavar="RUN_DIR", help="A run folder written by `tradelab run`.")],
     split: Annotated[str, typer.Option(help="train, val, test, or a date range START..END (UTC).")] = "test",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SYMBOL[@VERSION]",
+            help="Score on this dataset (the run's timeframe, a date range --split), pinned to VERSION if given.",
+        ),
+    ] = None,
+    allow_newer: Annotated[
+        bool, typer.Option(help="Accept the run's dataset with bars appended after its version (checked).")
+    ] = False,
 ) -> None:
-    """Evaluate a saved run's model again, beside the baselines, on one of its segments or a date range."""
+    """Evaluate a saved run's model again, beside the baselines, on one of its segments or a date range.
+
+    A range overlapping the run's train or validation segment is scored with a warning: it is in-sample.
+    """
     from tradelab.experiments.reevaluation import evaluate_run  # torch and SB3 load only for this command
 
-    results = evaluate_run(run_dir, split)
+    results = evaluate_run(run_dir, split, dataset=dataset, allow_newer=allow_newer)
+    for warning in results["warnings"]:
+        console.print(f"[yellow]warning[/]: {warning}")
     print_results(results, run_dir, split=results["split"] if results["split"] in ("train", "val", "test") else None)
 
 

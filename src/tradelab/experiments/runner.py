@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +85,9 @@ class _Job:
     progress: bool
     on_evaluation: Callable[[int, dict[str, Any]], bool] | None = None
     resume: bool = False
+    #: Last bar of the stored dataset at the version read: with the version, it lets ``evaluate --allow-newer``
+    #: check that later versions only appended bars.
+    dataset_last_ts: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,9 @@ def run_experiment(
     :raises tradelab.data.errors.DataError: a missing dataset, or a split without bars.
     :raises EnvDataError: data that fails validation, a non-causal tool, a version mismatch.
     """
+    store = store if store is not None else Store()
     market = MarketData.from_store(config.env, store)
+    last_ts = store.require(config.env.dataset.symbol, config.env.dataset.timeframe).last_ts
     folds = plan_segments(config, market)
     prefix = f"{str(out).rstrip('/')}/{config.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     outcomes = []
@@ -166,7 +171,8 @@ def run_experiment(
         for run_seed in [seed] if seed is not None else config.seeds:
             suffix = f"-s{run_seed}" + ("" if fold.fold is None else f"-f{fold.fold}")
             storage = RunStorage(prefix + suffix)
-            outcomes.append(_run_one(_Job(config, market, fold, run_seed, storage, progress, on_evaluation)))
+            job = _Job(config, market, fold, run_seed, storage, progress, on_evaluation, dataset_last_ts=last_ts)
+            outcomes.append(_run_one(job))
     if len(outcomes) > 1:
         summary = summarize([o.results for o in outcomes])
         RunStorage(str(out)).write_json(f"{prefix.rsplit('/', 1)[-1]}-summary.json", summary)
@@ -181,7 +187,7 @@ def _run_one(job: _Job) -> RunOutcome:
     """
     storage = job.storage
     if not job.resume:
-        storage.write_json("config.json", provenance(job.config, job.market, job.seed, job.fold))
+        storage.write_json("config.json", provenance(job.config, job.market, job.seed, job.fold, job.dataset_last_ts))
     storage.write_json("status.json", {"status": "running", "started": _now()})
     try:
         results = _train_and_test(job)
@@ -450,19 +456,33 @@ def _write_episodes(storage: RunStorage, split: str, episodes: dict[str, Episode
     storage.write_parquet(f"trades_{split}.parquet", pl.DataFrame(agent.trades, infer_schema_length=None))
 
 
-def provenance(config: ExperimentConfig, market: MarketData, seed: int, fold: Segments) -> dict[str, Any]:
-    """The resolved config with what reproduces the run: dataset, code version, packages, seed, segments."""
+def provenance(
+    config: ExperimentConfig, market: MarketData, seed: int, fold: Segments, dataset_last_ts: datetime | None = None
+) -> dict[str, Any]:
+    """The resolved config with what reproduces the run: dataset, code version, packages, seed, segments.
+
+    ``periods`` (first and last bar of each segment, epoch ms) and ``dataset_last_ts`` let a later evaluation
+    warn about in-sample ranges on any dataset and check that a newer dataset only appended bars.
+    """
+    segments = {"train": fold.train, "val": fold.val, "test": fold.test}
     return {
         "config": config.model_dump(mode="json"),
         "seed": seed,
         "fold": fold.fold,
         "dataset": market.dataset,
-        "segments": {"train": fold.train, "val": fold.val, "test": fold.test},
+        "dataset_last_ts": None if dataset_last_ts is None else dataset_last_ts.isoformat(),
+        "segments": segments,
+        "periods": segment_periods(segments, market.ts),
         "git_commit": _git_commit(),
         "packages": {name: _version(name) for name in _PACKAGES},
         "python": platform.python_version(),
         "created": _now(),
     }
+
+
+def segment_periods(segments: dict[str, Sequence[int] | None], ts: np.ndarray) -> dict[str, list[int] | None]:
+    """Each segment's first and last bar as epoch ms, from its rows in ``ts``."""
+    return {name: None if rows is None else [int(ts[rows[0]]), int(ts[rows[1]])] for name, rows in segments.items()}
 
 
 def _git_commit() -> str | None:
