@@ -10,7 +10,7 @@ import empyrical
 import numpy as np
 import pytest
 
-from tradelab.experiments.metrics import Metrics, compute_metrics, periods_per_year
+from tradelab.experiments.metrics import Metrics, compute_metrics, periods_per_year, short_window
 
 DAY = 365.0  # periods_per_year("1d")
 
@@ -193,3 +193,53 @@ def test_agrees_with_empyrical_on_a_random_walk() -> None:
     }
     for name, value in expected.items():
         assert getattr(m, name) == pytest.approx(value, rel=1e-9), name
+
+
+def _walk(seed: int, bars: int, start: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return start * np.concatenate(([1.0], np.cumprod(1.0 + rng.normal(2e-5, 1e-3, bars))))
+
+
+def test_a_hole_is_not_a_bar_and_inflates_nothing() -> None:
+    """Two pieces 2 years apart, the price tripled over the hole: with the bar times, the step across the hole is
+    dropped; the joined curve's annual return lies between the pieces' and its Calmar is not above the better
+    one's. Without them, the hole's +200 % counts as one minute's return."""
+    minute, hole = 60_000, 2 * 365 * 1440
+    first, second = _walk(1, 2_000, 100.0), _walk(2, 3_000, 300.0)
+    joined = np.concatenate([first, second * first[-1] / second[0] * 3.0])  # +200 % while no bar was stored
+    ts = np.concatenate([np.arange(first.size), first.size + hole + np.arange(second.size)]) * minute
+    pieces = [compute_metrics(first, timeframe="1m"), compute_metrics(second, timeframe="1m")]
+
+    m = compute_metrics(joined, timeframe="1m", ts=ts)
+
+    assert m.bars == pieces[0].bars + pieces[1].bars  # the step across the hole is not one
+    assert m.total_return == pytest.approx((1 + pieces[0].total_return) * (1 + pieces[1].total_return) - 1)
+    low, high = sorted(p.annual_return for p in pieces)
+    assert low <= m.annual_return <= high
+    assert m.max_drawdown >= max(p.max_drawdown for p in pieces) * (1 - 1e-12)
+    assert m.calmar <= max(p.calmar for p in pieces) * (1 + 1e-12)
+    assert m.window_days == pytest.approx(m.bars / 1440)
+    inflated = compute_metrics(joined, timeframe="1m")  # no times: the hole is one bar
+    assert inflated.total_return > 1.5 and inflated.annual_return > 1e6 * high
+
+
+def test_a_gap_the_policy_fills_is_one_bar() -> None:
+    equity = np.array([100.0, 101.0, 99.0, 102.0])
+    ts = np.array([0, 1, 7, 8]) * 60_000  # 5 minutes missing between the 2nd and 3rd bar
+    assert compute_metrics(equity, timeframe="1m", ts=ts, max_fill_bars=5).bars == 3
+    cut = compute_metrics(equity, timeframe="1m", ts=ts, max_fill_bars=4, positions=np.array([1.0, 0.0, 1.0]))
+    assert (cut.bars, cut.exposure) == (2, 1.0)  # the step 101 → 99 is dropped, with its (flat) position
+    assert cut.total_return == pytest.approx(1.01 * 102 / 99 - 1)
+    assert compute_metrics(equity, timeframe="1m", ts=ts) == compute_metrics(equity, timeframe="1m")
+    with pytest.raises(ValueError, match="ts must hold one time per equity value"):
+        compute_metrics(equity, timeframe="1m", ts=ts[:3])
+    with pytest.raises(ValueError, match="no traded bar"):
+        compute_metrics(equity[:2], timeframe="1m", ts=np.array([0, 60 * 60_000]))
+
+
+def test_window_days_flags_annualised_figures_of_a_short_window() -> None:
+    week = compute_metrics(_walk(3, 7 * 1440, 100.0), timeframe="1m").as_dict()
+    quarter = compute_metrics(_walk(3, 90, 100.0), timeframe="1d").as_dict()
+    assert week["window_days"] == pytest.approx(7.0) and short_window(week)
+    assert quarter["window_days"] == pytest.approx(90.0) and not short_window(quarter)
+    assert not short_window({"sharpe": 1.0})  # results written before window_days existed

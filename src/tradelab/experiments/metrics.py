@@ -5,7 +5,14 @@ Conventions (they match empyrical's, which the tests check against):
 - ``equity`` holds the initial equity, then the equity at the close of each bar stepped, so a curve of
   ``bars + 1`` values has ``bars`` per-bar simple returns ``r[i] = equity[i + 1] / equity[i] - 1``.
 - Annualisation assumes a 24/7 market (crypto): :func:`periods_per_year` bars a year, and a curve spans
-  ``bars / periods_per_year`` years.
+  ``bars / periods_per_year`` years, ``bars`` counting the bar returns actually traded, never the calendar
+  span from the first to the last timestamp.
+- A hole in the data is not a bar: given the bars' times, a step between two bars further apart than the
+  gap policy tolerates (:class:`~tradelab.data.gaps.GapPolicy`) is dropped, and the curve is chained over
+  the steps that remain (:func:`traded_curve`). Otherwise the price move over a two-year hole would count
+  as one minute's return and inflate the total and annual return, the Sharpe and the Calmar ratio.
+- Annualised figures of a window shorter than :data:`SHORT_WINDOW_DAYS` are extrapolations of a few days
+  (Calmar 8e6 on a week); :attr:`Metrics.window_days` lets every table mark them.
 - Risk-free rate 0; standard deviations use ``ddof=1``.
 - Bankruptcy is absorbing: from the first value ``<= 0`` on, equity is taken as 0 and returns as 0, so a
   ruined curve gives ``total_return = annual_return = -1`` and ``max_drawdown = 1``, never NaN.
@@ -22,12 +29,17 @@ from typing import Any
 
 import numpy as np
 
+from tradelab.data.gaps import GapPolicy, stretches
 from tradelab.data.schema import timeframe_ms
 
 #: Milliseconds in a 365-day year of a market that never closes.
 YEAR_MS = 365 * 24 * 3600 * 1000
 #: Below this per-bar dispersion (std or downside deviation) the returns are taken as constant.
 MIN_DISPERSION = 1e-12
+#: Annualised figures of a shorter window (in traded days) carry a caveat wherever they are shown.
+SHORT_WINDOW_DAYS = 30.0
+#: Annualised metrics: the ones :data:`SHORT_WINDOW_DAYS` qualifies.
+ANNUALISED = ("annual_return", "annual_volatility", "sharpe", "sortino", "calmar", "turnover")
 
 
 def periods_per_year(timeframe: str) -> float:
@@ -63,7 +75,9 @@ class Metrics:
         traded notional was given.
     :param fees: total fees paid, in quote currency.
     :param n_trades: closed trades.
-    :param bars: bars stepped (``len(equity) - 1``).
+    :param bars: bar returns traded (``len(equity) - 1`` less the steps across a gap).
+    :param window_days: the traded bars in days (``bars / P × 365``); the annualised metrics of a window
+        shorter than :data:`SHORT_WINDOW_DAYS` are flagged as extrapolations (:func:`short_window`).
     """
 
     total_return: float
@@ -81,6 +95,7 @@ class Metrics:
     fees: float
     n_trades: int
     bars: int
+    window_days: float
 
     def as_dict(self) -> dict[str, float | int]:
         """The metrics by field name, as Python numbers.
@@ -91,10 +106,50 @@ class Metrics:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def short_window(metrics: Mapping[str, Any]) -> bool:
+    """Whether a metrics dict's annualised figures are extrapolated from under :data:`SHORT_WINDOW_DAYS` days.
+
+    A dict without ``window_days`` (results written before it existed) is never flagged.
+    """
+    days = metrics.get("window_days")
+    return isinstance(days, int | float) and days < SHORT_WINDOW_DAYS
+
+
+def traded_curve(
+    equity: np.ndarray, ts: np.ndarray, *, timeframe: str, max_fill_bars: int = GapPolicy().max_fill_bars
+) -> tuple[np.ndarray, np.ndarray]:
+    """The equity curve chained over the steps actually traded, and which steps those are.
+
+    A step whose two bars lie more than ``max_fill_bars`` missing bars apart crosses a gap the policy does
+    not fill (:func:`~tradelab.data.gaps.stretches`): its return is left out and the curve continues from
+    the next stretch as if the hole were not there.
+
+    :param equity: the initial equity, then the equity at each bar (as :func:`compute_metrics` takes it).
+    :param ts: the open time of the bar of each equity value, epoch ms (same length as ``equity``).
+    :param timeframe: the bar length.
+    :param max_fill_bars: the gap policy's tolerance, in missing bars.
+    :return: ``(curve, kept)``: the chained curve (``kept.sum() + 1`` values, starting at ``equity[0]``) and a
+        boolean per step of ``equity``.
+    :raises ValueError: for ``ts`` of another length than ``equity``.
+    """
+    curve = _checked_curve(equity)
+    times = np.asarray(ts, dtype=np.int64)
+    if times.shape != curve.shape:
+        raise ValueError(f"ts must hold one time per equity value ({curve.size}), got shape {times.shape}")
+    kept = np.ones(curve.size - 1, dtype=bool)
+    kept[stretches(times, timeframe_ms(timeframe), max_fill_bars)[1:, 0] - 1] = False
+    if kept.all():
+        return curve, kept
+    growth = 1.0 + _simple_returns(curve)[kept]
+    return curve[0] * np.concatenate(([1.0], np.cumprod(growth))), kept
+
+
 def compute_metrics(
     equity: np.ndarray,
     *,
     timeframe: str,
+    ts: np.ndarray | None = None,
+    max_fill_bars: int = GapPolicy().max_fill_bars,
     positions: np.ndarray | None = None,
     traded_notional: np.ndarray | None = None,
     trades: Sequence[Mapping[str, Any]] = (),
@@ -104,6 +159,9 @@ def compute_metrics(
 
     :param equity: the initial equity, then the equity at each bar's close, in quote currency (>= 2 values).
     :param timeframe: the bar length (``1m``, ``1h``…), for annualisation.
+    :param ts: the open time of the bar of each equity value, epoch ms; when given, steps across a gap longer
+        than ``max_fill_bars`` are not traded bars and are left out (see :func:`traded_curve`).
+    :param max_fill_bars: the gap policy's tolerance (``EnvConfig.gaps.max_fill_bars``).
     :param positions: the position after each bar (``len(equity) - 1`` values, any unit: only ``!= 0``
         counts), for :attr:`Metrics.exposure`.
     :param traded_notional: the notional traded at each bar (``len(equity) - 1`` values, quote currency),
@@ -111,10 +169,16 @@ def compute_metrics(
     :param trades: the trade log, dicts with at least ``net_pnl`` and ``exit_time`` (None while open: open
         trades are left out of the trade metrics).
     :param fees: total fees paid, in quote currency (reported as is).
-    :raises ValueError: for fewer than 2 equity values, a non-finite one, a first value ``<= 0``, or
-        ``positions`` / ``traded_notional`` of the wrong length.
+    :raises ValueError: for fewer than 2 equity values, a non-finite one, a first value ``<= 0``,
+        ``ts`` / ``positions`` / ``traded_notional`` of the wrong length, or no step left between gaps.
     """
-    curve = _checked_curve(equity)
+    steps = np.asarray(equity).size - 1
+    if ts is None:
+        curve, kept = _checked_curve(equity), np.ones(max(steps, 0), dtype=bool)
+    else:
+        curve, kept = traded_curve(equity, ts, timeframe=timeframe, max_fill_bars=max_fill_bars)
+        if curve.size < 2:
+            raise ValueError(f"no traded bar: each of the {steps} step(s) crosses a gap")
     bars = curve.size - 1
     periods = periods_per_year(timeframe)
     returns = _simple_returns(curve)
@@ -132,11 +196,12 @@ def compute_metrics(
         max_drawdown_duration=_max_drawdown_duration(curve),
         win_rate=win_rate,
         profit_factor=profit_factor,
-        exposure=_exposure(_per_bar(positions, bars, "positions")),
-        turnover=_turnover(_per_bar(traded_notional, bars, "traded_notional"), curve, periods),
+        exposure=_exposure(_per_bar(positions, kept, "positions")),
+        turnover=_turnover(_per_bar(traded_notional, kept, "traded_notional"), curve, periods),
         fees=float(fees),
         n_trades=n_trades,
         bars=bars,
+        window_days=bars / periods * 365.0,
     )
 
 
@@ -153,14 +218,14 @@ def _checked_curve(equity: np.ndarray) -> np.ndarray:
     return np.where(solvent, curve, 0.0)
 
 
-def _per_bar(values: np.ndarray | None, bars: int, name: str) -> np.ndarray | None:
-    """``values`` as a float64 vector of one value per bar (None stays None)."""
+def _per_bar(values: np.ndarray | None, kept: np.ndarray, name: str) -> np.ndarray | None:
+    """``values`` (one per step) as a float64 vector over the ``kept`` steps (None stays None)."""
     if values is None:
         return None
     array = np.asarray(values, dtype=np.float64)
-    if array.shape != (bars,):
-        raise ValueError(f"{name} must hold one value per bar (len(equity) - 1 = {bars}), got shape {array.shape}")
-    return array
+    if array.shape != kept.shape:
+        raise ValueError(f"{name} must hold one value per bar (len(equity) - 1 = {kept.size}), got shape {array.shape}")
+    return array[kept]
 
 
 def _simple_returns(curve: np.ndarray) -> np.ndarray:
