@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -344,3 +345,38 @@ def test_split_dataset_segments_load_back_exactly(tmp_path):
     for segment in plan.segments:
         loaded = store.load("ETHUSDT", "1h", segment.start, segment.end)["ts"]
         assert loaded.to_list() == ts[segment.first_row : segment.last_row + 1].to_list()
+
+
+def _holed(before: int, hole: int, after: int) -> pl.Series:
+    """``before`` 1m bars, ``hole`` missing ones, then ``after`` bars."""
+    minutes = np.concatenate([np.arange(before), before + hole + np.arange(after)])
+    return pl.Series("ts", minutes * 60_000).cast(pl.Datetime("ms", "UTC"))
+
+
+def test_segments_report_the_gaps_inside_them() -> None:
+    plan = chronological_split(_holed(700, 100, 300), train=0.7, val=0.0, test=0.3)
+    train, test = plan.segments
+    assert (train.gaps, train.missing_bars, train.coverage) == (0, 0, 1.0) and train.gap_summary() == "no gap"
+    plan = chronological_split(_holed(800, 100, 200), train=0.7, val=0.0, test=0.3)
+    test = plan.segments[1]
+    assert (test.gaps, test.missing_bars, test.longest_gap) == (1, 100, 100)
+    assert test.longest_gap_start is not None and test.longest_gap_start.isoformat() == "1970-01-01T13:20:00+00:00"
+    assert test.coverage == pytest.approx(300 / 400) and verify_plan(plan, horizon_bars=0) == []
+    assert SplitPlan.model_validate_json(plan.model_dump_json()) == plan
+
+
+def test_a_scored_segment_mostly_hole_is_refused_naming_fold_and_segment() -> None:
+    ts = _holed(800, 10_000, 400)
+    plan = walk_forward(ts, n_folds=2, test_bars=300)  # fold 0's test straddles the hole, fold 1's does not
+    assert plan.folds[0].train.coverage == 1.0 and plan.folds[1].train.coverage < 0.5  # a train window is reported
+    problems = verify_plan(plan, horizon_bars=0)
+    assert len(problems) == 1
+    assert (
+        problems[0].startswith("'fold 0 test' (rows 600..899")
+        and "is mostly hole: 1 gap(s), 10,000 missing" in problems[0]
+    )
+    with pytest.raises(DataError, match=r"'fold 0 test'.*mostly hole"):
+        check_plan(plan, horizon_bars=0)
+    assert verify_plan(plan, horizon_bars=0, min_coverage=0.0) == []
+    chronological = chronological_split(ts, train=0.5, val=0.25, test=0.25)
+    assert [p.split(" (")[0] for p in verify_plan(chronological, horizon_bars=0)] == ["'val'"]

@@ -28,7 +28,14 @@ from tradelab.data.manifest import Manifest, SourceRecord
 from tradelab.data.repair import repair_dataset
 from tradelab.data.resample import resample_dataset
 from tradelab.data.schema import timeframe_ms, to_datetime
-from tradelab.data.splits import SplitPlan, chronological_split, chronological_split_by_date, split_dataset, verify_plan
+from tradelab.data.splits import (
+    MIN_SEGMENT_COVERAGE,
+    SplitPlan,
+    chronological_split,
+    chronological_split_by_date,
+    split_dataset,
+    verify_plan,
+)
 from tradelab.data.splits import walk_forward as walk_forward_split
 from tradelab.data.store import ConflictPolicy, Store
 from tradelab.data.stream import (
@@ -340,19 +347,32 @@ def split(
         console.print(f"plan written to {out}")
     problems = verify_plan(plan, warmup_bars=warmup, horizon_bars=horizon)
     for problem in problems:
-        errors.print(f"[red]leak:[/] {problem}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]unsafe:[/] {problem}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
-    console.print(f"[green]verified[/]: no overlap, no leakage (warm-up {warmup} + horizon {horizon} bars)")
+    console.print(
+        f"[green]verified[/]: no overlap, no leakage (warm-up {warmup} + horizon {horizon} bars), "
+        f"no scored segment under {MIN_SEGMENT_COVERAGE:.0%} coverage"
+    )
 
 
 def print_plan(plan: SplitPlan) -> None:
-    """The segments of a split plan as a table."""
-    table = Table("segment", "start (UTC)", "end (UTC, excl.)", "bars", "rows", title=f"{plan.dataset} {plan.kind}")
+    """The segments of a split plan as a table, with the gaps inside each (the longest: its missing bars)."""
+    table = Table(title=f"{plan.dataset} {plan.kind}")
+    table.add_column("segment", no_wrap=True)
+    for header in ("start (UTC)", "end (UTC, excl.)", "bars", "rows", "gaps", "longest gap", "coverage"):
+        table.add_column(header)
     for prefix, segments in plan.sequences():
         for s in segments:
             table.add_row(
-                f"{prefix}{s.name}", _when(s.start), _when(s.end), f"{s.rows:,}", f"{s.first_row}..{s.last_row}"
+                f"{prefix}{s.name}",
+                _when(s.start),
+                _when(s.end),
+                f"{s.rows:,}",
+                f"{s.first_row}..{s.last_row}",
+                f"{s.gaps:,}",
+                f"{s.longest_gap:,} from {_when(s.longest_gap_start)}" if s.gaps else "-",
+                f"{s.coverage:.1%}",
             )
     console.print(table)
     console.print(f"embargo: {plan.embargo_bars} bars between segments; dataset has {plan.rows:,} bars")

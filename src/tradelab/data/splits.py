@@ -11,6 +11,13 @@ segment's first bar to warm its indicators up. A plan leaks when these two windo
 fewer than ``warmup_bars + horizon_bars`` bars lie strictly between an earlier segment and a later
 one: the evaluation would then observe bars the agent learned from. A validation segment counts as
 learned from, since models are selected on it before the test.
+
+Gaps. Since segments are counted in bars, a segment may straddle a hole in the data: each reports the gaps
+inside it (count, missing bars, the longest, coverage = bars / (bars + missing bars)). A scored segment
+(validation or test) that is mostly hole is refused by :func:`verify_plan`: its figures would describe
+a few bars on each side of the hole, neither period. A training segment is only reported: its episodes
+stay inside stretches without gaps (:mod:`tradelab.data.gaps`), so a hole costs it calendar time, not
+correctness.
 """
 
 from __future__ import annotations
@@ -21,14 +28,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
 from tradelab.data.errors import DataError
+from tradelab.data.gaps import stretches
 from tradelab.data.schema import COLUMNS, TS, TimeLike, to_datetime
 from tradelab.data.store import Store
 
 _EPSILON = 1e-9
+#: A scored segment with a lower coverage (bars / bars its time range should hold) is mostly hole: refused.
+MIN_SEGMENT_COVERAGE = 0.5
 
 
 class Segment(BaseModel):
@@ -44,6 +55,21 @@ class Segment(BaseModel):
     rows: int
     first_row: int
     last_row: int
+    gaps: int = Field(0, description="gaps between the segment's bars")
+    missing_bars: int = Field(0, description="bars missing in those gaps")
+    longest_gap: int = Field(0, description="missing bars of the longest gap")
+    longest_gap_start: datetime | None = Field(None, description="open time of the longest gap's first missing bar")
+    coverage: float = Field(1.0, description="rows / (rows + missing_bars)")
+
+    def gap_summary(self) -> str:
+        """The gaps in words, e.g. ``2 gaps, 1,092,187 missing bars, longest 1,092,107 from 2023-05-05T07:36``."""
+        if not self.gaps:
+            return "no gap"
+        start = self.longest_gap_start.isoformat() if self.longest_gap_start else "?"
+        return (
+            f"{self.gaps:,} gap(s), {self.missing_bars:,} missing bars (coverage {self.coverage:.1%}), "
+            f"longest {self.longest_gap:,} bars from {start}"
+        )
 
 
 class Fold(BaseModel):
@@ -219,13 +245,16 @@ def walk_forward(
     return SplitPlan(kind="walk_forward", embargo_bars=gap, rows=n, folds=folds)
 
 
-def verify_plan(plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1) -> list[str]:
-    """Check a plan for overlap, order and leakage (see the module docstring); an empty list means OK.
+def verify_plan(
+    plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1, min_coverage: float = MIN_SEGMENT_COVERAGE
+) -> list[str]:
+    """Check a plan for overlap, order, leakage and holes (see the module docstring); an empty list means OK.
 
     Checks that (1) every segment holds bars and lies within the dataset, and the segments of each
     sequence are in order and pairwise disjoint, by rows and by time; (2) at least
     ``warmup_bars + horizon_bars`` bars lie strictly between each segment and every later one of the
-    same sequence; (3) in a walk-forward plan, the test windows are in order and disjoint.
+    same sequence; (3) in a walk-forward plan, the test windows are in order and disjoint; (4) no
+    validation or test segment has a coverage below ``min_coverage``.
 
     .. note::
         With the default ``horizon_bars=1`` a plan without embargo fails: the reward of the last
@@ -234,6 +263,7 @@ def verify_plan(plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1)
     :param plan: the plan to check.
     :param warmup_bars: bars the observation's indicators read before the first evaluated bar.
     :param horizon_bars: bars after a step that its fill and reward read.
+    :param min_coverage: the least coverage of a scored segment (0: no limit).
     :return: one message per problem, naming the segments and the bar counts.
     """
     need = _count("warmup_bars", warmup_bars, 0) + _count("horizon_bars", horizon_bars, 0)
@@ -241,6 +271,12 @@ def verify_plan(plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1)
     for prefix, segments in plan.sequences():
         labelled = [(f"{prefix}{s.name}", s) for s in segments]
         problems += [p for label, s in labelled for p in _segment_problems(label, s, plan.rows)]
+        problems += [
+            f"{_describe(label, s)} is mostly hole: {s.gap_summary()}; a scored segment needs a coverage "
+            f">= {min_coverage:.0%} (choose a range on one side of the gap, or fewer or shorter windows)"
+            for label, s in labelled
+            if s.name != "train" and s.coverage < min_coverage
+        ]
         for (a_label, a), (b_label, b) in itertools.combinations(labelled, 2):
             between = b.first_row - a.last_row - 1
             order = _order_problem(a_label, a, b_label, b)
@@ -259,13 +295,15 @@ def verify_plan(plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1)
     return problems
 
 
-def check_plan(plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1) -> SplitPlan:
+def check_plan(
+    plan: SplitPlan, *, warmup_bars: int = 0, horizon_bars: int = 1, min_coverage: float = MIN_SEGMENT_COVERAGE
+) -> SplitPlan:
     """:func:`verify_plan` that raises instead of returning the problems.
 
     :return: ``plan``, unchanged.
     :raises DataError: listing every problem.
     """
-    problems = verify_plan(plan, warmup_bars=warmup_bars, horizon_bars=horizon_bars)
+    problems = verify_plan(plan, warmup_bars=warmup_bars, horizon_bars=horizon_bars, min_coverage=min_coverage)
     if problems:
         raise DataError("unsafe split plan:\n  " + "\n  ".join(problems), column="splits")
     return plan
@@ -295,9 +333,15 @@ def _chronological(ts: pl.Series, bar: timedelta, parts: list[tuple[str, int, in
 
 
 def _segment(ts: pl.Series, bar: timedelta, name: str, first: int, stop: int) -> Segment:
-    """Rows ``[first, stop)`` as a segment; a :class:`DataError` naming it when that holds no bar."""
+    """Rows ``[first, stop)`` as a segment with the gaps inside it; a :class:`DataError` naming it when that holds
+    no bar."""
     if stop <= first:
         raise DataError(f"segment '{name}' would hold no bars (rows {first}..{stop - 1})", column=name)
+    ms = ts.slice(first, stop - first).dt.epoch("ms").to_numpy()
+    step = bar // timedelta(milliseconds=1)
+    spans = stretches(ms, step, 0)  # every missing bar ends a stretch
+    missing = (ms[spans[1:, 0]] - ms[spans[:-1, 1]]) // step - 1
+    longest = int(np.argmax(missing)) if missing.size else None
     return Segment(
         name=name,
         start=ts[first],
@@ -305,6 +349,11 @@ def _segment(ts: pl.Series, bar: timedelta, name: str, first: int, stop: int) ->
         rows=stop - first,
         first_row=first,
         last_row=stop - 1,
+        gaps=int(missing.size),
+        missing_bars=int(missing.sum()),
+        longest_gap=int(missing[longest]) if longest is not None else 0,
+        longest_gap_start=ts[first + int(spans[longest, 1])] + bar if longest is not None else None,
+        coverage=(stop - first) / (stop - first + int(missing.sum())),
     )
 
 
