@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
+from tests.plugins import LAST, PEEK, manifest_tools
 from tradelab.cli import app
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
+from tradelab.tools import lookahead
+from tradelab.tools.base import Bars, Tool
+from tradelab.tools.lookahead import Verdict, check_tool
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "env" / "synth-btc.json"
@@ -50,3 +56,33 @@ def test_bad_config_names_the_field(home: Path, tmp_path: Path) -> None:
 def test_missing_dataset_is_a_clear_error(home: Path) -> None:
     code, output = tl("env", "check", str(EXAMPLE))
     assert code == 2 and "no dataset SYNTH-BTC/1m" in output
+
+
+def test_check_refuses_a_tool_that_reads_the_next_bar_and_checks_each_tool_once(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counting(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
+        calls.append(tool.name)
+        return check_tool(tool, params, bars)
+
+    monkeypatch.setattr(lookahead, "check_tool", counting)
+    Store().write("SYNTH-BTC", "1m", generate_bars(10, seed=1, gaps=False))
+    config = json.loads(EXAMPLE.read_text())
+    paths = {}
+    for name in ("next_return", "last_return"):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps({**config, "features": [*config["features"], {"tool": name}]}))
+    with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK, "last_return": LAST}):
+        code, output = tl("env", "check", str(paths["next_return"]), "--policy", "flat")
+        assert code == 2
+        assert (
+            "error: tool next_return looks ahead: its output next_return at bar 0 (2024-01-01T00:00:00.000 UTC)"
+            in output
+        )
+        assert len(calls) == 7 and calls[-1] == "next_return"  # the example's six tools pass, then the leak
+        for _ in range(2):
+            code, output = tl("env", "check", str(paths["last_return"]), "--policy", "flat")
+            assert code == 0 and "gymnasium check_env passed" in output, output
+    assert calls[7:] == ["last_return"]  # every other verdict is read back from the cache

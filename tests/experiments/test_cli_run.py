@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.experiments.runs import stored, tiny_config
+from tests.plugins import PEEK, manifest_tools
 from tradelab.cli import app
 from tradelab.data.store import Store
 
@@ -47,3 +49,22 @@ def test_a_bad_config_lists_its_problems_and_exits_2(home: Path, tmp_path: Path)
     result = cli.invoke(app, ["run", str(_config_file(tmp_path)), "--set", "n_envs=0", "--set", "algorithm.name=DQX"])
     assert result.exit_code == 2
     assert "2 problem(s)" in result.output and "n_envs" in result.output and "algorithm.name" in result.output
+
+
+def test_run_refuses_a_tool_that_reads_the_next_bar(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored(Store())
+    config = tiny_config().model_dump(mode="json", by_alias=True, exclude_none=True)
+    config["env"]["features"].append({"tool": "next_return"})
+    path = tmp_path / "leaky.json"
+    path.write_text(json.dumps(config))
+    runs = tmp_path / "runs"
+    with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK}):
+        result = cli.invoke(app, ["run", str(path), "--out", str(runs), "--no-progress"])
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert (
+        "error: tool next_return looks ahead: its output next_return at bar 0 (2024-01-01T00:00:00.000 UTC)" in output
+    )
+    assert not runs.exists()  # refused before any training
