@@ -188,3 +188,17 @@ def test_a_long_split_gives_a_small_report(run: RunStorage) -> None:
     lines = [attrs["points"] or "" for tag, attrs in parsed.attributes if tag == "polyline"]
     assert lines and max(len(points.split()) for points in lines) <= 2 * BUCKETS + 2
     assert ">2024-02<" in document and ">2024-05<" in document  # month ticks on the time axes
+
+
+@pytest.mark.parametrize(("days", "marked"), [(7.0, True), (45.0, False)])
+def test_annualised_metrics_of_a_short_window_carry_a_caveat(run: RunStorage, days: float, marked: bool) -> None:
+    results = run.read_json("results.json")
+    for metrics in results["test"].values():
+        metrics["window_days"] = days
+    run.write_json("results.json", results)
+    document, parsed = render(run)
+    titled = [attrs["title"] for tag, attrs in parsed.attributes if tag == "th" and attrs.get("title")]
+    assert ("calmar †" in document and "annual return †" in document) is marked
+    assert ("† annualised from 7.0 traded days (under 30)" in document) is marked
+    assert len(titled) == (6 if marked else 0)  # annual return, volatility, Sharpe, Sortino, Calmar, turnover
+    assert "total return †" not in document and "max drawdown †" not in document

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from tradelab.cli_errors import reports_errors
 from tradelab.experiments.config import load_config
+from tradelab.experiments.metrics import ANNUALISED, window_caveat
 
 console = Console()
 if not console.is_terminal:
@@ -101,9 +102,10 @@ def print_results(results: dict[str, Any], url: str, split: str | None = "test")
     """
     split = split or next(k for k, v in results.items() if isinstance(v, dict) and "agent" in v)
     fold = "" if results["fold"] is None else f", fold {results['fold']}"
+    caveat = window_caveat(next(iter(results[split].values())))  # every policy plays the same bars
     table = Table(
         "policy",
-        *(header for _, header, _ in COLUMNS),
+        *(f"{header} †" if caveat and key in ANNUALISED else header for key, header, _ in COLUMNS),
         title=f"{results['name']}: {results.get('split', split)} split, seed {results['seed']}{fold}",
     )
     for name, metrics in results[split].items():
@@ -111,6 +113,8 @@ def print_results(results: dict[str, Any], url: str, split: str | None = "test")
             name, *(fmt.format(metrics[key]) for key, _, fmt in COLUMNS), style="bold" if name == "agent" else None
         )
     console.print(table)
+    if caveat:
+        console.print(f"[yellow]†[/] {caveat}", highlight=False)
     low, high = results["agent_sharpe_ci95"]
     selected = f"; model selected: {results['selected']}" if "selected" in results else ""
     console.print(f"agent Sharpe 95% bootstrap interval: [{low:.2f}, {high:.2f}]{selected}")

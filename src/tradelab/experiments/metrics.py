@@ -115,6 +115,16 @@ def short_window(metrics: Mapping[str, Any]) -> bool:
     return isinstance(days, int | float) and days < SHORT_WINDOW_DAYS
 
 
+def window_caveat(metrics: Mapping[str, Any]) -> str | None:
+    """The caveat every table shows beside the annualised figures of a short window (:func:`short_window`), or None."""
+    if not short_window(metrics):
+        return None
+    return (
+        f"annualised from {metrics['window_days']:.1f} traded days (under {SHORT_WINDOW_DAYS:.0f}): "
+        "an extrapolation of a few days, not a rate to expect"
+    )
+
+
 def traded_curve(
     equity: np.ndarray, ts: np.ndarray, *, timeframe: str, max_fill_bars: int = GapPolicy().max_fill_bars
 ) -> tuple[np.ndarray, np.ndarray]:

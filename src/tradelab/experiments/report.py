@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from tradelab.experiments.artifacts import RunStorage
+from tradelab.experiments.metrics import ANNUALISED, window_caveat
 
 #: File name of the report in the run folder.
 REPORT = "report.html"
@@ -217,17 +218,28 @@ def _metrics_table(metrics: dict[str, dict[str, Any]], ci: Sequence[float] | Non
     if not metrics:
         return '<p class="note">No metrics for this split.</p>'
     keys = list(dict.fromkeys(key for row in metrics.values() for key in row))
-    head = "".join(f"<th>{html.escape(key.replace('_', ' '))}</th>" for key in keys)
+    caveat = window_caveat(next(iter(metrics.values())))  # every policy plays the same bars
+    head = "".join(_header_cell(key, caveat) for key in keys)
     rows = []
     for policy in sorted(metrics, key=lambda p: p != "agent"):
         cells = "".join(f"<td>{html.escape(format_metric(k, metrics[policy].get(k)))}</td>" for k in keys)
         css = ' class="agent"' if policy == "agent" else ""
         rows.append(f"<tr{css}><th>{html.escape(policy)}</th>{cells}</tr>")
     table = f'<div class="scroll"><table><tr><th>policy</th>{head}</tr>{"".join(rows)}</table></div>'
+    if caveat:
+        table += f'<p class="note caveat">† {html.escape(caveat)}</p>'
     if ci is None or len(ci) != 2:
         return table
     low, high = (format_metric("sharpe", v) for v in ci)
     return f"{table}<p>Agent Sharpe, 95% bootstrap interval: <b>[{html.escape(low)}, {html.escape(high)}]</b></p>"
+
+
+def _header_cell(key: str, caveat: str | None) -> str:
+    """A metric's column header; an annualised one is marked † (with the caveat as its tooltip) on a short window."""
+    label = html.escape(key.replace("_", " "))
+    if caveat is None or key not in ANNUALISED:
+        return f"<th>{label}</th>"
+    return f'<th title="{html.escape(caveat)}">{label} †</th>'
 
 
 def _charts(equity: pl.DataFrame, trades: pl.DataFrame | None) -> str:
