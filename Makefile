@@ -61,6 +61,7 @@ lint: setup
 bench: setup browser
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_tools.py
+	$(PY) bench/bench_lookahead.py
 	$(PY) bench/bench_env.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_api.py
