@@ -38,7 +38,7 @@ CUTS = 8
 #: Bumped whenever the check changes, so verdicts of the old check are not trusted.
 CHECK_FORMAT = 1
 #: Per-bar factors of the two perturbations: every later value moves up, then down.
-_SCALES = ((1.05, 1.25), (0.8, 0.95))
+SCALES = ((1.05, 1.25), (0.8, 0.95))
 _BOOLEAN = {name for name, dtype in COLUMNS.items() if dtype == pl.Boolean()}
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Verdict(BaseModel):
 
 
 def perturb_after(bars: Bars, t: int, seed: int, scale: tuple[float, float]) -> Bars:
-    """A copy of ``bars`` whose every bar after ``t`` differs; bars up to ``t`` are untouched.
+    """A copy of ``bars`` whose every bar after ``t`` (``< bars.n - 1``) differs; bars up to ``t`` are untouched.
 
     Numeric columns are multiplied by per-bar factors drawn from ``scale`` (high and low are then the
     extremes of the perturbed prices, so bars stay consistent and positive), boolean columns are flipped,
@@ -131,7 +131,7 @@ def check_tool(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
     cuts = sorted({int(c) for c in np.linspace(first, size - 2, CUTS)}) if first <= size - 2 else []
     leak = None
     for cut in cuts:
-        for i, scale in enumerate(_SCALES):
+        for i, scale in enumerate(SCALES):
             try:
                 moved = tool.run(perturb_after(sample, cut, seed=2 * cut + i, scale=scale), params)
             except ToolError as exc:
