@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.bars import make_bars
 from tradelab.env.execution import (
     Accounts,
     BarView,
@@ -210,7 +211,7 @@ def test_short_profits_when_the_price_falls():
     assert _one(sim.acc.units) == pytest.approx(u, rel=1e-15)
     # cash = C + C / 1.001 - 0.001 × C / 1.001 = C × (1 + 0.999 / 1.001) = 19 980.019 98…
     assert _one(sim.acc.cash) == pytest.approx(C * (1 + 0.999 / 1.001), rel=1e-14)
-    # Next bar opens at 100 again: still exactly -1 of equity, no trade. Close 90: equity = cash + u × 90
+    # Next bar: the held -1 keeps its units, no trade. Close 90: equity = cash + u × 90
     # = C × (1 + 0.999 / 1.001 - 0.9 / 1.001) = C × (1 + 0.099 / 1.001).
     out = sim.step([(100, 101, 89, 90)], [-1.0])
     assert not out.reason.any()
@@ -249,7 +250,7 @@ def test_liquidation_at_the_close_under_leverage():
     safe, liquidated = Sim(cfg), Sim(cfg)
     for sim in (safe, liquidated):
         sim.step([(100, 100, 99, 100)], [2.0])
-    # A target of 2 re-sizes at every open where the price moved; these bars open at 100, so nothing trades.
+    # The held target of 2 keeps its units: nothing trades.
     # Close 53: notional 1.06 × C / 1.002, equity 0.06 × C / 1.002 >= 0.05 × 1.06 × C / 1.002 = 0.053 × C / 1.002.
     out = safe.step([(100, 100, 53, 53)], [2.0])
     assert not out.reason.any()
@@ -269,7 +270,7 @@ def test_bankruptcy_flattens_clamps_and_freezes():
     # No costs, 2×, no maintenance margin: 200 units at 100, cash -C. Close 45: equity -C + 9 000 = -1 000.
     sim = Sim(ExecutionConfig(**NO_COSTS, max_leverage=2.0, maintenance_margin=0.0))
     sim.step([(100, 100, 99, 100)], [2.0])
-    out = sim.step([(100, 100, 45, 45)], [2.0])  # opens at 100: no re-sizing
+    out = sim.step([(100, 100, 45, 45)], [2.0])  # the held 2 keeps its units
     # Equity <= 0 liquidates (at 45, pnl 200 × -55 = -11 000), then the -1 000 of debt is written off.
     assert out.reason[0].tolist() == [0, 0, 0, Reason.LIQUIDATION]
     assert _one(out.pnl[:, Slot.LIQUIDATION]) == -11_000.0
@@ -355,6 +356,76 @@ def test_fill_at_close_warns_and_checks_stops_from_the_next_bar():
     assert _one(sim.acc.equity) == pytest.approx(9_500.0, rel=1e-15)
 
 
+def _walk(n: int) -> list[Bar]:
+    """``n`` bars of a seeded random walk around 100 whose price moves at every bar (:func:`make_bars`)."""
+    return list(make_bars(n, seed=3).select("open", "high", "low", "close").iter_rows())
+
+
+@pytest.mark.parametrize("level", [-1.0, 0.5])
+def test_a_held_level_pays_one_entry_fee_and_keeps_its_units(level: float):
+    # r = 0.001, s = 0.0005. From cash C the entry at the first open p sells (level < 0) or buys with side
+    # σ = sign(level): fill = p × (1 + σ s), notional x = level × C / (1 + |level| × r) (the sizing formula
+    # with y = 0), fee r × |x|. Then the units never change: equity_t = C - x - fee + units × close_t.
+    sim = Sim(ExecutionConfig(taker_fee_bps=10, slippage_bps=5, allow_short=True))
+    bars = _walk(300)
+    fill = bars[0][0] * (1 + np.sign(level) * 5e-4)
+    x = level * C / (1 + abs(level) * 1e-3)
+    fee = 1e-3 * abs(x)
+    for bar in bars:
+        sim.step([bar], [level])
+        assert _one(sim.acc.units) == pytest.approx(x / fill, rel=1e-14)
+        assert _one(sim.acc.equity) == pytest.approx(C - x - fee + x / fill * bar[3], rel=1e-12)
+    assert _one(sim.acc.trades) == 1
+    assert _one(sim.acc.fees_paid) == pytest.approx(fee, rel=1e-14)
+    assert _one(sim.acc.level) == level
+
+
+def test_a_changed_level_trades_and_the_new_level_is_then_held():
+    # No costs, shorting. -1 at 100: -100 units. -0.5 at 110 (equity 20 000 - 11 000 = 9 000): buy back to
+    # -4 500 / 110 = -40.909… units (cash 13 500). Held at 90 (fraction -3 681.8 / 9 818.2 = -0.375): no trade.
+    sim = Sim(ExecutionConfig(**NO_COSTS, allow_short=True))
+    sim.step([(100, 100, 100, 100)], [-1.0])
+    out = sim.step([(110, 110, 110, 110)], [-0.5])
+    assert _one(out.units[:, Slot.SIGNAL]) == pytest.approx(100 - 4_500 / 110, rel=1e-14)
+    out = sim.step([(90, 90, 90, 90)], [-0.5])
+    assert not out.reason.any()
+    assert _one(sim.acc.units) == pytest.approx(-4_500 / 110, rel=1e-14)
+
+
+def test_a_held_level_re_enters_after_a_stop():
+    # No costs, shorting: -100 units at 100, cash 20 000, stop 105. The held -1 does not trade at the open
+    # 101; the high 106 stops it out at 105 (equity 20 000 - 10 500 = 9 500). The still-held -1 is then a
+    # target the flat position differs from: the next open re-enters, at 104, -9 500 / 104 units.
+    sim = Sim(ExecutionConfig(**NO_COSTS, allow_short=True))
+    sim.step([(100, 100, 100, 100)], [-1.0], [0.05])
+    out = sim.step([(101, 106, 100, 104)], [-1.0])
+    assert out.reason[0].tolist() == [0, 0, Reason.STOP, 0]
+    out = sim.step([(104, 104, 104, 104)], [-1.0], [0.05])
+    assert out.reason[0].tolist() == [0, Reason.SIGNAL, 0, 0]
+    assert _one(sim.acc.units) == pytest.approx(-9_500 / 104, rel=1e-14)
+    assert _one(sim.acc.stop_price) == pytest.approx(104 * 1.05, rel=1e-15)
+
+
+@pytest.mark.parametrize(("band", "fills"), [(None, 1), (0.05, 2), (0.0, 4)])
+def test_rebalance_band_re_sizes_a_held_level_only_once_exceeded(band: float | None, fills: int):
+    # No costs, shorting, level -1: -100 units at 100, cash 20 000. Fraction of equity at each later open:
+    # 102: -10 200 / 9 800 = -1.041 (drift 0.041); 103: -10 300 / 9 700 = -1.062 (0.062 > 0.05): re-sized to
+    # -9 700 / 103 units, buying 600 / 103 back (realised 600 / 103 × -3); 101: -9 511.65 / 9 888.35 = -0.962
+    # (0.038). A band of 0 re-sizes at every moved open, None never.
+    sim = Sim(ExecutionConfig(**NO_COSTS, allow_short=True, rebalance_band=band))
+    sim.step([(100, 100, 100, 100)], [-1.0])
+    for price in (102, 103, 101):
+        out = sim.step([(price, price, price, price)], [-1.0])
+        if band == 0.05 and price == 103:
+            assert _one(out.units[:, Slot.SIGNAL]) == pytest.approx(600 / 103, rel=1e-13)
+            assert _one(out.pnl[:, Slot.SIGNAL]) == pytest.approx(-1_800 / 103, rel=1e-13)
+            assert _one(sim.acc.entry_price) == 100.0  # reducing keeps the entry
+    assert _one(sim.acc.trades) == fills
+    if band == 0.05:
+        assert _one(sim.acc.units) == pytest.approx(-9_700 / 103, rel=1e-14)
+        assert _one(sim.acc.equity) == pytest.approx(19_400 - 9_700 / 103 * 101, rel=1e-14)
+
+
 SCENARIOS: list[tuple[list[Bar], list[float], list[float]]] = [
     # (bars, targets, stop distances): a stop hit, a short, a levered long that is liquidated.
     ([(100, 101, 96, 98), (97, 98, 94, 96), (96, 97, 95, 96)], [1.0, 1.0, 0.5], [0.05, 0.05, NAN]),
@@ -393,6 +464,7 @@ def test_reset_only_touches_masked_accounts():
     sim.acc.reset(np.array([False, True, False]), 5_000.0)
     assert (_one(sim.acc.cash[1:]), _one(sim.acc.units[1:]), _one(sim.acc.equity[1:])) == (5_000.0, 0.0, 5_000.0)
     assert np.isnan(sim.acc.stop_price[1]) and sim.acc.bars_in_position[1] == 0 and sim.acc.trades[1] == 0
+    assert np.isnan(sim.acc.level[1]) and sim.acc.level[0] == 1.0
     for name, array in before.items():
         np.testing.assert_array_equal(getattr(sim.acc, name)[[0, 2]], array[[0, 2]], err_msg=name)
 
@@ -402,4 +474,6 @@ def test_config_is_strict_and_bounded():
         ExecutionConfig(fee_bps=1.0)  # type: ignore[call-arg]
     with pytest.raises(ValueError):
         ExecutionConfig(max_leverage=0.5)
+    with pytest.raises(ValueError):
+        ExecutionConfig(rebalance_band=-0.01)
     assert "taker_fee_bps" in ExecutionConfig.model_json_schema()["properties"]

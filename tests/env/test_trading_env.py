@@ -117,6 +117,56 @@ def test_buy_and_hold_matches_the_formula() -> None:
     assert trade["reason"] == "open" and trade["exit_time"] is None and trade["entry_price"] == pytest.approx(fill)
 
 
+def _held_reference(m: MarketData, first: int, levels: np.ndarray, cfg: EnvConfig) -> tuple[np.ndarray, int]:
+    """The equity at each step's close when ``levels[j]``, decided at bar ``first + j``, is held (numpy).
+
+    At a level change the order fills at the next open ``p`` with side ``σ = sign(level × E - units × p)``,
+    at ``fill = p × (1 + σ s)``, sized as execution.py documents: with ``y = units × fill``, the new notional
+    is ``x = level × (cash + y + σ r y) / (1 + σ r level)``, the fee ``r × |x - y|``. Between changes the units
+    and the cash are constant, so the equity curve is ``cash + units × close`` over the held stretches.
+    :return: the curve and the number of changes (fills).
+    """
+    r, s = cfg.execution.taker_fee_bps * 1e-4, cfg.execution.slippage_bps * 1e-4
+    execution_bar = first + 1 + np.arange(len(levels))
+    changes = np.flatnonzero(np.diff(levels, prepend=0.0))  # the account starts flat
+    units, cash = np.zeros(len(changes)), np.zeros(len(changes))
+    u, c = 0.0, cfg.initial_cash
+    for k, j in enumerate(changes):
+        level, p = levels[j], m.open[execution_bar[j]]
+        side = np.sign(level * (c + u * p) - u * p)
+        fill = p * (1 + side * s)
+        y = u * fill
+        x = level * (c + y + side * r * y) / (1 + side * r * level)
+        c -= x - y + r * abs(x - y)
+        u = x / fill
+        units[k], cash[k] = u, c
+    held = np.searchsorted(changes, np.arange(len(levels)), side="right") - 1  # the last change at or before j
+    held_units = np.where(held >= 0, units[held], 0.0)
+    held_cash = np.where(held >= 0, cash[held], cfg.initial_cash)
+    return held_cash + held_units * m.close[execution_bar], len(changes)
+
+
+@pytest.mark.parametrize("levels", [[0.0, 1.0], [-1.0, 0.0, 1.0], [-0.5, 0.0, 0.5, 2.0]])
+def test_held_levels_match_a_vectorised_reference(levels: list[float]) -> None:
+    # A signal that keeps each level for a random stretch (sometimes drawing the same level again, which
+    # must not trade): the env's equity curve equals the reference's, one fill per level change.
+    execution = {"allow_short": True, "max_leverage": 2.0, "slippage_bps": 5.0}
+    cfg = config(actions={"kind": "discrete", "levels": levels}, execution=execution, episode={"mode": "full"})
+    env = make(cfg)
+    _, info = env.reset()
+    first, steps = info["bar"], env.core.last_bar - info["bar"] + 1
+    rng = np.random.default_rng(len(levels))
+    stretches = rng.geometric(1 / 40, steps)
+    actions = np.repeat(rng.integers(0, len(levels), steps), stretches)[:steps]
+    equity = []
+    for action in actions:
+        *_, info = env.step(int(action))
+        equity.append(info["equity"])
+    expected, changes = _held_reference(market(), first, np.asarray(levels)[actions], cfg)
+    assert changes > 20 and info["fills"] == changes
+    np.testing.assert_allclose(equity, expected, rtol=1e-9, atol=0)
+
+
 def test_trade_log_accounts_for_the_equity() -> None:
     actions = {**SCHEMES["multi_discrete"], "unit": "percent", "stop_levels": [0.05, 0.1], "take_levels": [0.05, 0.1]}
     cfg = config(actions=actions, execution={"allow_short": True}, episode={"length": 300})
@@ -218,7 +268,7 @@ def test_the_fill_log_grows_and_the_trade_log_can_be_switched_off() -> None:
             done = terminated or truncated
         results[logged] = info
     logged, unlogged = results[True], results[False]
-    # Random actions trade about every bar: far more fills than the log's first capacity (256), all kept.
+    # Random actions change the level at about 2 bars in 3: far more fills than the log's first capacity (256).
     assert logged["fills"] > 1000 and len(logged["trades"]) > 100
     assert sum(t["fees"] for t in logged["trades"]) == pytest.approx(logged["episode_summary"]["fees"], rel=1e-12)
     # Without the log the episode is the same, only the trades are missing.

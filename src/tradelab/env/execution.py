@@ -17,7 +17,8 @@ Order of events inside the execution bar, for each account:
    order fills at the first price at least as good as its limit; maker fee, no slippage).
    With ``fill="next_open"`` such an exit cancels this step's rebalance (the order was decided for
    a position that no longer exists; the agent sees the flat account at its next decision).
-2. **Rebalance** (at the open with ``next_open``; after step 3, at the close, with ``close``). The
+2. **Rebalance** (at the open with ``next_open``; after step 3, at the close, with ``close``). A
+   *held* level keeps its units and does not trade (see "Held levels" below). Otherwise the
    position moves to ``target_fraction`` of equity with one market order: slippage against the
    trader (buys fill at ``price × (1 + slip)``, sells at ``price × (1 - slip)``), taker fee on the
    traded notional. Sizing includes the fee: the order is sized so that, valued at the fill price,
@@ -35,6 +36,20 @@ Order of events inside the execution bar, for each account:
    the close less slippage, taker fee. An account whose equity is then ``<= 0`` is bankrupt: its
    cash is set to 0 (no debt is carried), it never trades again until reset, and the env ends the
    episode. Peak equity and bars in position are updated.
+
+Held levels. A position's fraction of equity drifts as the price moves, for every level but 0 and 1
+(a short at -1 included); re-sizing it back at every bar would pay a fee and slippage at nearly every
+bar, costs a trader who holds does not pay. So a target is *held*, and its rebalance does nothing,
+when it equals the level of the account's last filled rebalance (``Accounts.level``, clipped; NaN
+after a reset) **and** the position is still on that level's side (short for a negative level, flat
+for 0). It trades when the level changes; when a stop, target or liquidation has closed the position
+(a still-held nonzero level then re-enters at the next rebalance, like any target the position
+differs from); or when ``ExecutionConfig.rebalance_band`` is set and the drift exceeds it,
+``|units × price / equity - target| > rebalance_band`` at the rebalance price (``0``: re-size at every
+bar whose price moved; None, the default: never). A level counts as held only once a rebalance to it
+has filled: one skipped by ``min_trade_fraction`` is tried again at the next bar. A continuous (box)
+action rarely repeats a level exactly, so it re-sizes whenever its target moves;
+``min_trade_fraction`` filters the small moves.
 
 Conventions: prices, cash and equity are in quote currency, ``units`` in base asset (negative when
 short), fractions are plain fractions (``0.01`` = 1 %), every value is float64 (counters are whole
@@ -65,7 +80,9 @@ _BPS = 1e-4
 _DUST = 1e-9
 
 # Columns of an account row (``Accounts.state``); the env's state rows start with these.
-CASH, UNITS, ENTRY, STOP, TARGET, EQUITY, PEAK, BARS_IN_POSITION, FEES_PAID, REALIZED_PNL, TRADES, BANKRUPT = range(12)
+CASH, UNITS, ENTRY, STOP, TARGET, EQUITY, PEAK, BARS_IN_POSITION, FEES_PAID, REALIZED_PNL, TRADES, BANKRUPT, LEVEL = (
+    range(13)
+)
 ACCOUNT_FIELDS = (
     "cash",
     "units",
@@ -79,6 +96,7 @@ ACCOUNT_FIELDS = (
     "realized_pnl",
     "trades",
     "bankrupt",
+    "level",
 )
 # A step's events follow in the row: a (5, 5) matrix in row-major order; rows 0-3 one fill per Slot (columns
 # FILL_*), row TOTALS the step's totals (columns TOTAL_*). event(row, column) is the state column of one entry.
@@ -90,10 +108,11 @@ EVENTS_SIZE = 25
 #: Columns of an account row: the account, then its step's events.
 ACCOUNT_COLUMNS = EVENTS + EVENTS_SIZE
 # The execution parameters, a float64 vector (ExecutionConfig.kernel_params).
-N_EXECUTION_PARAMS = 10
-P_NEXT_OPEN, P_TAKER, P_MAKER, P_VOL_SLIPPAGE, P_SLIPPAGE, P_SLIPPAGE_MULT, P_LOW, P_HIGH, P_MARGIN, P_MIN_TRADE = (
-    range(N_EXECUTION_PARAMS)
-)
+N_EXECUTION_PARAMS = 11
+(
+    P_NEXT_OPEN, P_TAKER, P_MAKER, P_VOL_SLIPPAGE, P_SLIPPAGE, P_SLIPPAGE_MULT, P_LOW, P_HIGH, P_MARGIN, P_MIN_TRADE,
+    P_BAND,
+) = range(N_EXECUTION_PARAMS)  # fmt: skip
 
 
 class LookAheadWarning(UserWarning):
@@ -141,6 +160,12 @@ class ExecutionConfig(BaseModel):
         le=1.0,
         description="ignore rebalances smaller than this fraction of equity (going flat always fills)",
     )
+    rebalance_band: float | None = Field(
+        None,
+        ge=0.0,
+        description="re-size a held target level once |position notional / equity - level| exceeds this; "
+        "null: never (a held level keeps its units), 0: at every bar whose price moved",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExecutionConfig:
@@ -169,6 +194,7 @@ class ExecutionConfig(BaseModel):
         params[P_HIGH] = self.max_leverage
         params[P_MARGIN] = self.maintenance_margin
         params[P_MIN_TRADE] = max(self.min_trade_fraction, _DUST)
+        params[P_BAND] = np.inf if self.rebalance_band is None else self.rebalance_band
         params.flags.writeable = False
         return params
 
@@ -237,7 +263,7 @@ def _column(index: int, doc: str) -> _View:
 class Accounts:
     """``N`` trading accounts, one row each of a float64 matrix that :func:`execute_step` updates in place.
 
-    :param state: matrix ``(N, k)``, ``k >= ACCOUNT_COLUMNS``; columns ``CASH … BANKRUPT`` are the account,
+    :param state: matrix ``(N, k)``, ``k >= ACCOUNT_COLUMNS``; columns ``CASH … LEVEL`` are the account,
         then come the last step's events (the env keeps more columns after them). Every field below is a
         column view of it.
     """
@@ -255,6 +281,7 @@ class Accounts:
     realized_pnl = _column(REALIZED_PNL, "price PnL of closed units since reset, gross of fees")
     trades = _column(TRADES, "fills since reset")
     bankrupt = _column(BANKRUPT, "1 when the account went bankrupt (frozen until reset), else 0")
+    level = _column(LEVEL, "target fraction of the last filled rebalance, the level held; NaN before one since reset")
 
     def __init__(self, state: FloatArray) -> None:
         if state.ndim != 2 or state.shape[1] < ACCOUNT_COLUMNS or state.dtype != np.float64:
@@ -282,7 +309,7 @@ class Accounts:
         """
         rows = self.state[mask, :ACCOUNT_COLUMNS]
         rows[:] = 0.0
-        rows[:, [ENTRY, STOP, TARGET]] = np.nan
+        rows[:, [ENTRY, STOP, TARGET, LEVEL]] = np.nan
         cash = np.asarray(initial_cash, dtype=np.float64)
         for column in (CASH, EQUITY, PEAK):
             rows[:, column] = cash if cash.ndim == 0 else cash[mask]
@@ -381,7 +408,7 @@ def execute_account(
     × taker × f)`` for a buy (``s = +1``) or a sell (``s = -1``). Buying with all cash ``C`` thus gets
     ``C / ((1 + taker) × p)`` units and spends exactly ``C``.
 
-    :param a: the state matrix (columns ``CASH … BANKRUPT``, then the events, which are overwritten).
+    :param a: the state matrix (columns ``CASH … LEVEL``, then the events, which are overwritten).
     :param i: the account's row. The code indexes ``a[i, column]`` and makes no row views: in numba
         every view costs reference counting, which was a third of the step.
     :param p: :attr:`ExecutionConfig.kernel_params`.
@@ -394,10 +421,10 @@ def execute_account(
     :param vol: the decision bar's relative range, for volatility slippage.
 
     .. note::
-        A rebalance is skipped when its notional at the undisturbed price (open or close, before slippage
-        and fee) is below ``max(min_trade_fraction, 1e-9)`` of equity, unless it goes flat; so holding a
-        target of 1 never trades the ~1e-13 of cash left over by the entry. A target other than 0 or 1
-        (e.g. 0.5, or 2 with leverage) re-sizes the position at every bar whose price moved.
+        A held level does not trade unless it drifted beyond ``rebalance_band`` (module docstring). A
+        rebalance is also skipped when its notional at the undisturbed price (open or close, before
+        slippage and fee) is below ``max(min_trade_fraction, 1e-9)`` of equity, unless it goes flat; so
+        entering a target of 1 never trades the ~1e-13 of cash left over by the entry.
 
     .. note::
         Bankrupt accounts are frozen (nothing fills, equity stays 0) until :meth:`Accounts.reset`.
@@ -481,12 +508,15 @@ def _rebalance(
     price: float,
     slip: float,
 ) -> None:
-    """Move the position to ``target × equity`` with one market order at ``price``."""
+    """Move the position to ``target × equity`` with one market order at ``price``, unless the level is held."""
     units, cash, taker = a[i, UNITS], a[i, CASH], p[P_TAKER]
     equity = cash + units * price
     if not equity > 0:
         target = 0.0
     gap = target * equity - units * price  # notional to trade, before costs, at the undisturbed price
+    drifted = abs(gap) > p[P_BAND] * equity  # band inf (none): never
+    if target == a[i, LEVEL] and np.sign(units) == np.sign(target) and not drifted:
+        return  # a held level keeps its units (a NaN level, none since reset, is never held)
     if gap == 0 or (abs(gap) < p[P_MIN_TRADE] * equity and target != 0):
         return
     side = np.sign(gap)  # +1 buy, -1 sell
@@ -515,6 +545,7 @@ def _rebalance(
     elif abs(new_units) > abs(units):  # added: size-weighted entry, levels kept
         a[i, ENTRY] = (units * a[i, ENTRY] + traded * fill) / new_units
     a[i, UNITS] = new_units
+    a[i, LEVEL] = target
 
 
 @inline

@@ -7,7 +7,7 @@ the vector env with N envs: one code path, so the two agree step for step.
 
 Everything it reads and writes is a float64 array with named columns (the constants below):
 
-- the **state**, ``(N, PARTS + components)``: the account and its step's events (``CASH … BANKRUPT``,
+- the **state**, ``(N, PARTS + components)``: the account and its step's events (``CASH … LEVEL``,
   ``event(row, column)``, see :mod:`tradelab.env.execution`), then the episode (``START … ACTION``), the
   outputs (``REWARD … TS``) and one column per reward component;
 - the **market**, ``(bars, 7)``: columns ``M_*`` (:attr:`MarketData.matrix`);
