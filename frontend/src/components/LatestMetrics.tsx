@@ -3,7 +3,7 @@ import { useQueries } from '@tanstack/react-query';
 import { metricSeriesQuery } from '../api/queries';
 import type { MetricKey } from '../api/types';
 import { fmtNum } from '../lib/format';
-import { lastValue } from '../lib/metrics';
+import { isAnnualised, lastValue, windowCaveat } from '../lib/metrics';
 import { Empty } from './common';
 
 /** The last value of each of the run's metrics under `prefix` (e.g. `test/`). */
@@ -28,12 +28,21 @@ export function LatestMetricsTable({
 }) {
   const rows = useLatestMetrics(runId, metricKeys, prefix);
   if (rows.length === 0) return <Empty>{empty}</Empty>;
+  const caveat = windowCaveat(rows, prefix);
   return (
     <Table data-testid={testid} striped>
       <Table.Tbody>
         {rows.map((r) => (
           <Table.Tr key={r.key}>
-            <Table.Td>{r.key}</Table.Td>
+            <Table.Td>
+              {caveat && isAnnualised(r.key) ? (
+                <span title={caveat} data-testid="annualised-caveat">
+                  {r.key} †
+                </span>
+              ) : (
+                r.key
+              )}
+            </Table.Td>
             <Table.Td>{fmtNum(r.value, 4)}</Table.Td>
           </Table.Tr>
         ))}
