@@ -46,6 +46,7 @@ def test_run_prints_the_table_and_evaluate_replays_the_model(home: Path, tmp_pat
 
 
 def test_a_bad_config_lists_its_problems_and_exits_2(home: Path, tmp_path: Path) -> None:
+    stored(Store())
     result = cli.invoke(app, ["run", str(_config_file(tmp_path)), "--set", "n_envs=0", "--set", "algorithm.name=DQX"])
     assert result.exit_code == 2
     assert "2 problem(s)" in result.output and "n_envs" in result.output and "algorithm.name" in result.output

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.experiments.runs import tiny_config
+from tradelab.cli import app
+from tradelab.data.store import Store
 from tradelab.experiments.config import ConfigError, ExperimentConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "configs" / "ppo-btc-1m.yaml"
@@ -88,3 +91,29 @@ def test_seeds_are_32_bit_and_not_negative() -> None:
         tiny_config(seeds=[-1])
     with pytest.raises(ConfigError, match=r"seeds\.1"):
         tiny_config(seeds=[0, 2**31])
+
+
+def test_mistakes_of_every_stage_are_reported_together(home: Path, tmp_path: Path) -> None:
+    """A hyper-parameter, the split, the seeds, the action scheme and the dataset: one report, not one per run."""
+    env = tiny_config().env.model_dump(mode="json", by_alias=True, exclude_none=True)
+    env["dataset"]["symbol"] = "NOPE"
+    env["actions"] = {"kind": "multi_discrete", "levels": [0, 1]}
+    config = tiny_config().model_dump(mode="json", by_alias=True, exclude_none=True) | {
+        "env": env,
+        "algorithm": {"name": "DQN", "hyperparams": {"lr": 1}},
+        "split": {"kind": "chronological", "train": 0.7, "val": 0.3, "test": 0.3},
+        "seeds": [1, 1],
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, store=Store())
+    problems = info.value.problems
+    assert len(problems) == 5, problems
+    paths = [p.partition(": ")[0] for p in problems]
+    assert paths == ["split", "algorithm.hyperparams", "seeds", "algorithm.name", "env.dataset.symbol"], problems
+    assert "exceeds 1" in problems[0] and "'lr'" in problems[1] and "DQN cannot drive" in problems[3]
+    assert "NOPE/1m" in problems[4]
+
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2 and "5 problem(s)" in result.output and "env.dataset.symbol" in result.output

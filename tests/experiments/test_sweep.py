@@ -206,7 +206,8 @@ def test_every_problem_of_a_sweep_is_reported_before_training(store: Store, tmp_
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_command_reports_a_bad_sweep_with_exit_status_2(tmp_path: Path) -> None:
+def test_the_command_reports_a_bad_sweep_with_exit_status_2(home: Path, tmp_path: Path) -> None:
+    stored(Store())
     path = tmp_path / "bad.json"
     config = tiny_config().model_dump(mode="json", by_alias=True)
     path.write_text(json.dumps({**config, "sweep": {"params": {"algorithm.hyperparams.nope": SWEEP["params"][GAMMA]}}}))

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradelab.cli_errors import reports_errors
+from tradelab.data.store import Store
 from tradelab.experiments.config import load_config
 from tradelab.experiments.metrics import ANNUALISED, window_caveat
 
@@ -56,7 +57,8 @@ def run(
     elif config_path is None:
         raise typer.BadParameter("give an experiment CONFIG, or --resume RUN_DIR")
     else:
-        outcomes = run_experiment(load_config(config_path, set_ or ()), out, seed=seed, progress=progress)
+        config = load_config(config_path, set_ or (), store=Store())
+        outcomes = run_experiment(config, out, seed=seed, progress=progress)
     for outcome in outcomes:
         print_results(outcome.results, outcome.url)
         console.print(f"report: {outcome.url.rstrip('/')}/report.html")

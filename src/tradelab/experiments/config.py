@@ -23,12 +23,15 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tradelab.data.store import Store
 from tradelab.env.config import EnvConfig, SplitFractions
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -97,6 +100,12 @@ class ChronologicalSplitConfig(SplitFractions):
 
     kind: Literal["chronological"] = "chronological"
 
+    @model_validator(mode="after")
+    def _fits(self) -> ChronologicalSplitConfig:
+        if self.train + self.val + self.test > 1:
+            raise ValueError(f"train + val + test exceeds 1 ({self.train} + {self.val} + {self.test})")
+        return self
+
 
 class WalkForwardConfig(BaseModel):
     """Train and test once per fold; test windows tile the end of the data (see ``tradelab.data.splits``)."""
@@ -118,6 +127,8 @@ def _split_kind(value: Any) -> str:
     return str(getattr(value, "kind", "chronological"))
 
 
+#: The tags of the split union; pydantic puts the tag in an error's path, the config file has no such level.
+_SPLIT_KINDS = ("chronological", "walk_forward")
 SplitSpec = Annotated[
     Annotated[ChronologicalSplitConfig, Tag("chronological")] | Annotated[WalkForwardConfig, Tag("walk_forward")],
     Discriminator(_split_kind),
@@ -208,25 +219,69 @@ class ExperimentConfig(BaseModel):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     sweep: SweepConfig | None = Field(None, description="search space of `tradelab sweep` (ignored by `tradelab run`)")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ExperimentConfig:
-        problems = []
-        kind = self.env.actions.kind
-        supported = ALGORITHMS[self.algorithm.name][2]
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{seeds} repeats a seed")
+        return seeds
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _consistent(cls, data: Any, handler: ModelWrapValidatorHandler[ExperimentConfig]) -> ExperimentConfig:
+        """Field errors and whole-config problems in one report.
+
+        An after-validator never runs once any field fails, so each mistake would surface only after the
+        previous one is fixed: the checks across fields run here on whichever parts are valid on their own.
+        """
+        try:
+            config: ExperimentConfig | None = handler(data)
+            errors: list[InitErrorDetails] = []
+        except ValidationError as error:
+            config = None
+            errors = [_detail(e["type"], e["loc"], e["msg"], e["input"]) for e in error.errors()]
+        if config is not None:
+            env, algorithm = config.env, config.algorithm.name
+        elif isinstance(data, Mapping):
+            env, algorithm = _valid_env(data.get("env")), (data.get("algorithm") or {}).get("name")
+        else:
+            env = algorithm = None
+        errors += [_detail("value_error", loc, message, data) for loc, message in _cross_problems(env, algorithm)]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        assert config is not None
+        return config
+
+
+def _cross_problems(env: EnvConfig | None, algorithm: Any) -> list[tuple[tuple[str, ...], str]]:
+    """(path, message) of every problem between parts of a config, checked where those parts are valid."""
+    problems = []
+    if env is not None and algorithm in ALGORITHMS:
+        kind, supported = env.actions.kind, ALGORITHMS[algorithm][2]
         if kind not in supported:
             problems.append(
-                f"algorithm.name: {self.algorithm.name} cannot drive the {kind} action scheme (env.actions.kind); "
-                f"it supports {', '.join(sorted(supported))}"
+                (
+                    ("algorithm", "name"),
+                    f"{algorithm} cannot drive the {kind} action scheme (env.actions.kind); "
+                    f"it supports {', '.join(sorted(supported))}",
+                )
             )
-        if self.env.dataset.split is not None:
-            problems.append("env.dataset.split: leave it null in an experiment; the experiment's split decides")
-        if isinstance(self.split, ChronologicalSplitConfig) and self.split.train + self.split.val + self.split.test > 1:
-            problems.append("split: train + val + test exceeds 1")
-        if len(set(self.seeds)) != len(self.seeds):
-            problems.append(f"seeds: {self.seeds} repeats a seed")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+    if env is not None and env.dataset.split is not None:
+        problems.append((("env", "dataset", "split"), "leave it null in an experiment; the experiment's split decides"))
+    return problems
+
+
+def _valid_env(raw: Any) -> EnvConfig | None:
+    """``raw`` as an env config, or None when it is invalid (its errors are reported at their own paths)."""
+    try:
+        return EnvConfig.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _detail(kind: str, loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
+    """One error for :meth:`ValidationError.from_exception_data`, its message kept verbatim."""
+    return {"type": PydanticCustomError(kind, "{message}", {"message": message}), "loc": loc, "input": value}
 
 
 @cache
@@ -243,22 +298,50 @@ def algorithm_arguments(name: str) -> frozenset[str]:
     return frozenset(p for p in parameters if p not in _RUNNER_ARGUMENTS and not p.startswith("_"))
 
 
-def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> ExperimentConfig:
+def load_config(
+    source: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, store: Store | None = None
+) -> ExperimentConfig:
     """Read, override and validate an experiment config.
 
     :param source: a ``.json``, ``.yaml`` or ``.yml`` file, or a mapping.
     :param overrides: ``key.path=value`` strings, each value parsed as JSON, else YAML (``n_envs=128``,
         ``algorithm.hyperparams.learning_rate=1e-4``, ``seeds=[1,2]``).
-    :raises ConfigError: listing every problem with its path (unreadable file, bad override, invalid field).
+    :param store: also check that the env's dataset is in this store (at its pinned version), for commands
+        that train here; the API leaves it out, as a worker may pull the dataset.
+    :raises ConfigError: listing every problem with its path (unreadable file, bad override, invalid field,
+        missing dataset).
     """
     label = str(source) if isinstance(source, str | Path) else "config"
     raw = _read(source) if isinstance(source, str | Path) else json.loads(json.dumps(source))
     for override in overrides:
         _apply(raw, override, label)
     try:
-        return ExperimentConfig.model_validate(raw)
+        config: ExperimentConfig | None = ExperimentConfig.model_validate(raw)
+        problems = []
     except ValidationError as error:
-        raise ConfigError(label, [_describe(e) for e in error.errors()]) from None
+        config, problems = None, [_describe(e) for e in error.errors()]
+    env = config.env if config is not None else _valid_env(raw.get("env"))
+    if store is not None and env is not None:
+        problems += _dataset_problems(env, store)
+    if problems:
+        raise ConfigError(label, problems)
+    assert config is not None
+    return config
+
+
+def _dataset_problems(env: EnvConfig, store: Store) -> list[str]:
+    """The env's dataset missing from ``store``, or stored at another version than the config pins."""
+    dataset = env.dataset
+    manifest = store.manifest(dataset.symbol, dataset.timeframe)
+    if manifest is None:
+        known = ", ".join(f"{m.symbol}/{m.timeframe}" for m in store.datasets()) or "none"
+        return [
+            f"env.dataset.symbol: no dataset {dataset.symbol}/{dataset.timeframe} in {store.root} (datasets: {known})"
+        ]
+    if dataset.version is not None and not manifest.content_hash.startswith(dataset.version):
+        stored = f"{dataset.symbol}/{dataset.timeframe} is version {manifest.version}"
+        return [f"env.dataset.version: {stored}, not {dataset.version}"]
+    return []
 
 
 def _read(path: str | Path) -> dict[str, Any]:
@@ -305,7 +388,10 @@ def _parse_value(value: str, override: str, label: str) -> Any:
 
 def _describe(error: Mapping[str, Any]) -> str:
     """One pydantic error as ``path: message``."""
-    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = [str(part) for part in error["loc"]]
+    if loc[:1] == ["split"] and loc[1:2] and loc[1] in _SPLIT_KINDS:
+        del loc[1]
+    path = ".".join(loc) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{path}: {message}"
 

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from tradelab.cli_errors import errors, reports_errors
+from tradelab.data.store import Store
 from tradelab.experiments.cli import console
 from tradelab.experiments.config import load_config
 
@@ -62,7 +63,7 @@ def sweep(
     ] = 0,
 ) -> None:
     """Run an Optuna study over the config's sweep section: each trial is an ordinary run with drawn values."""
-    config = load_config(config_path, set_ or ())
+    config = load_config(config_path, set_ or (), store=Store())
     from tradelab.experiments import sweep as sweeps  # optuna, torch and SB3 load only for this command
 
     sweeps.check_sweep(config)
