@@ -249,3 +249,35 @@ def test_cli_streams_from_the_replay_cli(home: Path) -> None:
         replay.kill()
         replay.wait()
     assert CliRunner().invoke(app, ["data", "stream", "kraken", "--symbol", SYMBOL]).exit_code == 2
+
+
+def _recording_sleep(delays: list[float], stop_after: int | None = None) -> Any:
+    """An injected ``sleep`` that records each reconnect delay instead of waiting (cancels after ``stop_after``)."""
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if stop_after is not None and len(delays) >= stop_after:
+            raise asyncio.CancelledError
+
+    return sleep
+
+
+def test_the_reconnect_delay_starts_over_after_a_session_that_received_bars(store: Store) -> None:
+    delays: list[float] = []
+    faults = Faults(disconnect_after=frozenset({50, 90, 130, 170}), missed_on_disconnect=2)
+    with ReplayExchange(faults=faults) as ex:
+        healthy = StreamOptions(SYMBOL, ex.ws_url, ex.rest_url, backoff_s=2.0, heartbeat_s=0.2, max_bars=60)
+        ingestor = StreamIngestor(store, healthy, sleep=_recording_sleep(delays))
+        asyncio.run(asyncio.wait_for(ingestor.run(), 20))
+    assert_complete(store)
+    assert delays == [2.0] * 4  # every drop followed a healthy session: never 4, 8, 16
+
+
+def test_the_reconnect_delay_doubles_while_no_session_succeeds(store: Store) -> None:
+    delays: list[float] = []
+    with ReplayExchange() as ex:
+        unreachable = StreamOptions(SYMBOL, "ws://127.0.0.1:9", ex.rest_url, backoff_s=2.0, max_backoff_s=10.0)
+    ingestor = StreamIngestor(store, unreachable, sleep=_recording_sleep(delays, stop_after=5))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(asyncio.wait_for(ingestor.run(), 20))
+    assert delays == [2.0, 4.0, 8.0, 10.0, 10.0]

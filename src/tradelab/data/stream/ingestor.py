@@ -3,7 +3,8 @@
 One loop per connection: connect, wait for the first valid message (its open time is the exchange's
 current minute), backfill every closed minute between the last stored bar and that minute from
 REST, then store each closed bar as it arrives. A disconnect or a REST failure closes the
-connection and the loop reconnects after an exponential backoff.
+connection and the loop reconnects after an exponential backoff, which starts over after a
+session that received bars.
 
 Policy for closed bars (``t`` = open time, ``last`` = open time of the last stored bar):
 
@@ -24,7 +25,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,6 +87,7 @@ class StreamIngestor:
 
     :param on_status: called after every status update (the CLI draws its live line with it).
     :param clock: wall clock in epoch seconds, used for the lag and the status times.
+    :param sleep: waits out a reconnect delay (tests record the delays instead of waiting).
     """
 
     def __init__(
@@ -95,8 +97,9 @@ class StreamIngestor:
         *,
         on_status: Callable[[StreamStatus], None] | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.store, self.options, self.on_status, self.clock = store, options, on_status, clock
+        self.store, self.options, self.on_status, self.clock, self.sleep = store, options, on_status, clock, sleep
         self.symbol = options.symbol.upper()
         manifest = store.manifest(self.symbol, INTERVAL)
         self._last_ms = _ms(manifest.last_ts) if manifest and manifest.last_ts else None
@@ -106,6 +109,7 @@ class StreamIngestor:
         self._source_recorded = False
         self._past_until = False
         self._published_at = 0.0
+        self._healthy = False  # the current session stored or judged a bar
         now = self._now()
         self.status = StreamStatus(
             pid=os.getpid(),
@@ -136,17 +140,19 @@ class StreamIngestor:
         try:
             async with httpx.AsyncClient(timeout=self.options.open_timeout_s) as http:
                 while not self._done():
+                    self._healthy = False
                     try:
-                        if await self._session(http):
-                            delay = self.options.backoff_s
+                        await self._session(http)
                     except (OSError, TimeoutError, WebSocketException, httpx.HTTPError) as exc:
                         if isinstance(exc, InvalidURI):
                             raise
+                        if self._healthy:  # a drop after bars flowed is not the exchange being down: start over
+                            delay = self.options.backoff_s
                         self.status.error = f"{type(exc).__name__}: {exc}"
                         log.warning("stream %s: %s; reconnecting in %.1f s", self.url, self.status.error, delay)
                         self.status.reconnects += 1
                         self._publish("connecting")
-                        await asyncio.sleep(delay)
+                        await self.sleep(delay)
                         delay = min(2 * delay, self.options.max_backoff_s)
         except asyncio.CancelledError:
             self._publish("stopped")
@@ -158,8 +164,8 @@ class StreamIngestor:
         self._publish("stopped")
         return self.status
 
-    async def _session(self, http: httpx.AsyncClient) -> bool:
-        """One connection; returns whether it received a valid message (then the backoff starts over)."""
+    async def _session(self, http: httpx.AsyncClient) -> None:
+        """One connection, until done or an error; healthy once a bar is handled after the backfill."""
         self._publish("connecting")
         async with connect(self.url, open_timeout=self.options.open_timeout_s, max_queue=None) as ws:
             first = None
@@ -172,10 +178,10 @@ class StreamIngestor:
             while not self._done():
                 if kline is not None:
                     await self._handle(kline, http)
+                    self._healthy = True
                 if self._done():
                     break
                 kline = self._parse(await self._recv(ws))
-        return True
 
     async def _recv(self, ws: ClientConnection) -> str | bytes:
         """The next message; rewrites the status (lag grows) every heartbeat while none arrives."""
