@@ -1,7 +1,8 @@
 """The env's configuration: one pydantic model, :class:`EnvConfig`, whose JSON Schema the UI and the API show.
 
-It names the data (dataset, range, split), the features and window of the observation, the action
-scheme, the execution model, risk controls, the reward, the episodes and the initial cash. Every
+It names the data (dataset, range, split, how gaps in the bars are handled), the features and window of
+the observation, the action scheme, the execution model, risk controls, the reward, the episodes and the
+initial cash. Every
 nested model forbids unknown keys, so a typo in a config file is an error, not a silent default.
 """
 
@@ -11,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tradelab.data.gaps import GapPolicy
 from tradelab.data.schema import TimeLike, to_datetime
 from tradelab.env.actions import ActionConfig, DiscreteActions
 from tradelab.env.execution import ExecutionConfig
@@ -44,8 +46,9 @@ class SplitFractions(BaseModel):
 class SplitConfig(SplitFractions):
     """One segment of a chronological split of the loaded range, the one episodes are drawn from.
 
-    Features are computed over the whole range and episodes stay inside the chosen segment, so
-    indicator warm-up draws on the bars before it (causal: no leakage) and no bar is lost to it.
+    Features are computed over the whole range (per stretch between gaps, see ``EnvConfig.gaps``) and
+    episodes stay inside the chosen segment, so indicator warm-up draws on the bars before it (causal: no
+    leakage) and no bar is lost to it, unless a gap restarts the warm-up inside the segment.
     """
 
     name: Literal["train", "val", "test"] = Field(description="the segment episodes are drawn from")
@@ -96,7 +99,8 @@ class EpisodeConfig(BaseModel):
 
     mode: Literal["random", "full"] = Field(
         "random",
-        description="random: a seeded random start and a fixed length; full: one pass over every usable bar",
+        description="random: a seeded random start and a fixed length, inside one stretch of bars without a gap; "
+        "full: one pass over a stretch, the next reset continuing with the next stretch (a seed restarts at the first)",
     )
     length: int = Field(1440, ge=1, description="decisions per episode in random mode (ignored in full mode)")
     trade_log: bool = Field(
@@ -112,6 +116,11 @@ class EnvConfig(BaseModel):
     model_config = _FROZEN
 
     dataset: DatasetConfig = Field(description="the bars")
+    gaps: GapPolicy = Field(
+        default_factory=GapPolicy,
+        description="gaps in the bars: longer ones cut the data into stretches that episodes and feature warm-ups "
+        "never cross (or the data is refused)",
+    )
     features: list[FeatureSpec] = Field(
         default_factory=lambda: list(DEFAULT_FEATURES),
         min_length=1,

@@ -10,10 +10,15 @@ Timing. An env deciding at bar ``t`` sees features up to ``t``'s close; its orde
 The last decision bar is the second-to-last bar of the usable range, so the execution bar and the
 next observation always exist.
 
-Episodes. In ``random`` mode an episode starts at a uniformly drawn bar (each env's own generator)
-and lasts ``length`` decisions; in ``full`` mode it runs from the first to the last decision bar.
-It is *truncated* when it runs out of decisions and *terminated* on bankruptcy or when the drawdown
-exceeds ``risk.max_drawdown`` (a terminated step is never also reported truncated).
+Episodes never step across a gap: each lies inside one stretch of the market data (see
+:mod:`tradelab.env.market`), between the stretch's first decision bar (after its own feature warm-up and
+window) and its second-to-last bar. In ``random`` mode an episode starts at a bar drawn uniformly among
+every start that leaves ``length`` decisions in its stretch (each env's own generator); stretches too
+short for that are never drawn. In ``full`` mode an episode is one pass over a stretch, and each env's
+next reset continues with the next stretch (after the last, the first again; seeding an env restarts
+at the first), so consecutive full resets cover the segment stretch by stretch. It is *truncated* when
+it runs out of decisions and *terminated* on bankruptcy or when the drawdown exceeds
+``risk.max_drawdown`` (a terminated step is never also reported truncated).
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class TradingCore:
     :param market: the prepared bars and features.
     :param config: the env config.
     :param n_envs: N.
-    :raises EnvDataError: when the usable range has no decision bar, or fewer than ``episode.length``.
+    :raises EnvDataError: when no stretch of the usable range has a decision bar (random mode: ``episode.length``).
 
     .. note::
         :meth:`step` and :meth:`observe` return buffers that the next call overwrites: copy what you keep.
@@ -84,16 +89,14 @@ class TradingCore:
         self.config = config
         self.n_envs = n_envs
         self.builder = ObservationBuilder(market.features.values, config.window, n_envs, k.HOLDING_SCALE, config.clip)
-        #: First and last bar an env may decide at.
-        self.first_bar = max(self.builder.first_bar(market.warmup), market.first_row)
-        self.last_bar = market.last_row - 1
-        usable = self.last_bar - self.first_bar + 1
         needed = config.episode.length if config.episode.mode == "random" else 1
-        if usable < needed:
-            raise EnvDataError(
-                f"{market.dataset} leaves {max(usable, 0)} decision bars after a warm-up of {market.warmup} bars and a "
-                f"window of {config.window} (rows {market.first_row}..{market.last_row}); the episode needs {needed}"
-            )
+        #: First and last decision bar (inclusive) of every stretch an episode may use, int64 ``(k, 2)``.
+        self.stretches = _decision_ranges(market, self.builder.first_bar(market.warmup), needed, config.window)
+        #: First and last bar an env may decide at (in some stretch).
+        self.first_bar, self.last_bar = int(self.stretches[0, 0]), int(self.stretches[-1, 1])
+        # Random starts: how many the stretches offer in all, and how many lie in the stretches before each.
+        counts = self.stretches[:, 1] - self.stretches[:, 0] - needed + 2
+        self._total_starts, self._starts_before = int(counts.sum()), np.cumsum(counts) - counts
         self.reward = RewardFunction(config.reward, n_envs)
         #: Every env's state, one row each (columns: :mod:`tradelab.env.kernel`).
         self.state = np.zeros((n_envs, k.PARTS + len(self.reward.names)))
@@ -124,10 +127,12 @@ class TradingCore:
             initial_cash=np.full(n_envs, config.initial_cash),
             traded_notional=self.events.turnover,
         )
-        # Per env: seed of its episode starts, episodes drawn since, and whether it was ever seeded.
+        # Per env: seed of its episode starts, episodes begun since (in full mode: the next stretch, modulo
+        # their number), whether it was ever seeded, and the equity its episode started with.
         self._seed = np.zeros(n_envs, dtype=np.uint64)
         self._episodes = np.zeros(n_envs, dtype=np.uint64)
         self._seeded = np.zeros(n_envs, dtype=bool)
+        self._initial = np.full(n_envs, config.initial_cash)
         self._bind()
         # Load the compiled code now (from numba's disk cache, or compile it), so reset and step don't wait.
         k.observe_batch(
@@ -150,7 +155,8 @@ class TradingCore:
     def seed(self, seeds: Sequence[int | None]) -> None:
         """Seed the episode starts of each env given an int; envs given None keep their state.
 
-        Env ``i`` seeded with ``s`` draws the same starts as any other env seeded with ``s``, in any batch.
+        Env ``i`` seeded with ``s`` draws the same starts as any other env seeded with ``s``, in any batch;
+        in full mode, its next episode is the first stretch's.
         """
         for i, seed in enumerate(seeds):
             if seed is not None:
@@ -158,10 +164,12 @@ class TradingCore:
                 self._episodes[i] = 0
                 self._seeded[i] = True
 
-    def reset(self, mask: np.ndarray) -> np.ndarray:
+    def reset(self, mask: np.ndarray, initial_cash: float | None = None) -> np.ndarray:
         """Start a new episode in the envs of ``mask``; the others are untouched.
 
         :param mask: bool array ``(N,)``; an env never seeded is seeded from entropy first.
+        :param initial_cash: the episodes' starting equity; the config's ``initial_cash`` when None (an
+            evaluation carries its equity from one stretch to the next with it).
         :return: the ``(N, size)`` float32 observation buffer.
         """
         episode, state = self.config.episode, self.state
@@ -171,19 +179,23 @@ class TradingCore:
                 self._seed[fresh] = np.random.default_rng().integers(0, 2**63, fresh.sum(), dtype=np.uint64)
                 self._seeded |= fresh
             # A counter-based draw (seed, episode number) -> start: vectorized, and the same for an env
-            # whatever batch it is in. The top 53 bits make a uniform float in [0, 1).
+            # whatever batch it is in. The top 53 bits make a uniform float in [0, 1), which picks one of
+            # all the stretches' starts.
             draws = _mix(_mix(self._seed[mask]) ^ self._episodes[mask])
-            span = self.last_bar - self.first_bar - episode.length + 2
-            start = self.first_bar + ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * span).astype(np.int64)
-            self._episodes[mask] += np.uint64(1)
+            pick = ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * self._total_starts).astype(np.int64)
+            stretch = np.searchsorted(self._starts_before, pick, side="right") - 1
+            start = self.stretches[stretch, 0] + pick - self._starts_before[stretch]
             end = start + episode.length - 1
         else:
-            start, end = self.first_bar, self.last_bar
+            stretch = (self._episodes[mask] % np.uint64(len(self.stretches))).astype(np.int64)
+            start, end = self.stretches[stretch, 0], self.stretches[stretch, 1]
+        self._episodes[mask] += np.uint64(1)
         state[mask, ACCOUNT_COLUMNS:] = 0.0
         state[mask, k.START] = state[mask, k.BAR] = start
         state[mask, k.END] = end
         state[mask, k.MARK] = self.market.close[state[mask, k.BAR].astype(np.int64)]
-        self.accounts.reset(mask, self.config.initial_cash)
+        self._initial[mask] = self.config.initial_cash if initial_cash is None else initial_cash
+        self.accounts.reset(mask, self._initial)
         self.reward.reset(mask)
         k.observe_batch(mask, self.market.matrix, self.builder.features, state, self.params, self.obs)
         return self.obs
@@ -314,9 +326,9 @@ class TradingCore:
             "start_time": int(ts[int(row[k.START])]),
             "end_time": int(ts[int(row[k.BAR])]),
             "steps": int(row[k.STEPS]),
-            "initial_cash": self.config.initial_cash,
+            "initial_cash": float(self._initial[index]),
             "final_equity": equity,
-            "return": equity / self.config.initial_cash - 1.0,
+            "return": equity / self._initial[index] - 1.0,
             "max_drawdown": row[k.MAX_DRAWDOWN],
             "fees": row[FEES_PAID],
             "realized_pnl": row[REALIZED_PNL],
@@ -330,6 +342,30 @@ class TradingCore:
         }
         logger.debug("episode of env %d ended: %s", index, summary)
         return summary, trades
+
+
+def _decision_ranges(market: MarketData, lead: int, needed: int, window: int) -> np.ndarray:
+    """First and last decision bar of each stretch of ``market`` that leaves ``needed`` decisions in its segment.
+
+    A stretch's first decision bar is ``lead`` bars after its first row (its own warm-up and window); its last
+    is its second-to-last row, so the execution bar never lies across a gap.
+
+    :raises EnvDataError: naming the data, its stretches and the longest one's decisions, when none is long enough.
+    """
+    spans = market.stretches
+    first = np.maximum(spans[:, 0] + lead, market.first_row)
+    last = np.minimum(spans[:, 1], market.last_row) - 1
+    usable = last - first + 1
+    keep = usable >= needed
+    if not keep.any():
+        cut = len(spans) > 1
+        gaps = f" in any of its {len(spans)} stretches (cut at gaps beyond gaps.max_fill_bars)" if cut else ""
+        raise EnvDataError(
+            f"{market.dataset} leaves at most {max(int(usable.max()), 0)} decision bars{gaps} after a warm-up of "
+            f"{market.warmup} bars and a window of {window} (rows {market.first_row}..{market.last_row}); the "
+            f"episode needs {needed}"
+        )
+    return np.column_stack([first[keep], last[keep]]).astype(np.int64)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -4,18 +4,26 @@
 indexes arrays: no polars, no pandas. It is built from a stored dataset (:meth:`MarketData.from_store`)
 or from a polars frame of canonical bars (:meth:`MarketData.from_frame`, for tests and notebooks),
 and refuses bars that fail hard validation and tools that are not causal.
+
+Gaps. The bars are cut into *stretches* at every gap longer than the config's ``gaps.max_fill_bars``
+(:func:`tradelab.data.gaps.stretches`; ``gaps.on_gap="refuse"`` refuses such data instead). Features and
+the ATR are computed per stretch (:meth:`MarketData.by_stretch`), so no rolling value mixes bars from
+both sides of a hole: warm-up restarts after each gap, with NaN again. Episodes stay inside one stretch
+(:mod:`tradelab.env.core`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import talib
 
-from tradelab.data.schema import TS, to_ms
+from tradelab.data.gaps import GapError, check_gaps
+from tradelab.data.schema import TS, timeframe_ms, to_ms
 from tradelab.data.splits import chronological_split
 from tradelab.data.store import Store
 from tradelab.data.validate import validate_bars
@@ -28,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 class EnvDataError(ValueError):
-    """The env cannot run on this data: it fails validation, a tool is not causal, or too few bars are left."""
+    """The env cannot run on this data: it fails validation, has a refused gap, a tool is not causal, or too few
+    bars are left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +49,17 @@ class MarketData:
     :param low: bar lows, float64.
     :param close: bar closes, float64.
     :param ts: bar open times, int64 epoch milliseconds (UTC).
-    :param features: the feature matrix (float32, ``(bars, F)``, NaN during its warm-up).
-    :param atr_fraction: ATR / close, float64 (NaN during the ATR warm-up); scales stops in ATR units.
+    :param features: the feature matrix (float32, ``(bars, F)``, NaN during the warm-up of each stretch).
+    :param atr_fraction: ATR / close, float64 (NaN during each stretch's ATR warm-up); scales stops in ATR units.
     :param vol: ``(high - low) / close``, float64; the decision bar's value drives volatility slippage.
-    :param warmup: leading bars where a feature or the ATR is undefined.
+    :param warmup: leading bars of each stretch where a feature or the ATR is undefined.
     :param first_row: first bar episodes may use (the split segment's first bar, else 0).
     :param last_row: last bar episodes may use (inclusive).
     :param dataset: description of the data, with its version when known (for logs and summaries).
     :param matrix: float64 ``(bars, 7)``: open, high, low, close, vol, atr_fraction and ts (exact as a
         float below 2**53), the rows the compiled step reads (columns ``M_*`` of :mod:`tradelab.env.kernel`).
+    :param stretches: int64 ``(k, 2)``: first and last row (inclusive) of each stretch of bars without a gap
+        longer than the policy's ``max_fill_bars``, oldest first; one row when the bars have no such gap.
     """
 
     open: np.ndarray
@@ -64,11 +75,20 @@ class MarketData:
     last_row: int
     dataset: str
     matrix: np.ndarray
+    stretches: np.ndarray
 
     @property
     def n_bars(self) -> int:
         """Number of bars."""
         return len(self.close)
+
+    def by_stretch(self, compute: Callable[[slice], np.ndarray]) -> np.ndarray:
+        """A rolling computation that never reads across a gap: ``compute`` of each stretch's rows, concatenated.
+
+        :param compute: rows (a slice) -> one value (or row) per bar of that slice, e.g.
+            ``lambda rows: talib.SMA(market.close[rows], 60)``.
+        """
+        return _by_stretch(self.stretches, compute)
 
     @classmethod
     def from_store(cls, config: EnvConfig, store: Store | None = None, registry: Registry | None = None) -> MarketData:
@@ -134,15 +154,21 @@ class MarketData:
             )
             raise EnvDataError(f"{name} fails hard validation, the env refuses it: {problems}")
         bars = Bars.from_frame(frame)
-        features = FeaturePipeline(config.features, registry=registry).compute(bars, dataset_hash)
+        try:
+            spans = check_gaps(bars[TS], timeframe_ms(config.dataset.timeframe), config.gaps, name)
+        except GapError as exc:
+            raise EnvDataError(str(exc)) from exc
+        features = _features(FeaturePipeline(config.features, registry=registry), bars, spans, dataset_hash)
         high, low, close = bars["high"], bars["low"], bars["close"]
-        atr_fraction = talib.ATR(high, low, close, timeperiod=config.atr_period) / close
+        atr = _by_stretch(spans, lambda rows: talib.ATR(high[rows], low[rows], close[rows], config.atr_period))
+        atr_fraction = atr / close
         vol = (high - low) / close
         first_row, last_row = _segment(frame, config)
         logger.info(
-            "market data %s: %d bars, %d feature columns, warm-up %d, episodes in rows %d..%d",
+            "market data %s: %d bars in %d stretch(es), %d feature columns, warm-up %d, episodes in rows %d..%d",
             name,
             bars.n,
+            len(spans),
             len(features.columns),
             features.warmup,
             first_row,
@@ -162,7 +188,38 @@ class MarketData:
             last_row=last_row,
             dataset=name,
             matrix=np.column_stack([bars["open"], high, low, close, vol, atr_fraction, bars[TS]]),
+            stretches=spans,
         )
+
+
+def _by_stretch(spans: np.ndarray, compute: Callable[[slice], np.ndarray]) -> np.ndarray:
+    """See :meth:`MarketData.by_stretch`; one stretch computes over every row at once (no copy)."""
+    if len(spans) == 1:
+        return compute(slice(None))
+    return np.concatenate([compute(slice(first, last + 1)) for first, last in spans.tolist()])
+
+
+def _features(pipeline: FeaturePipeline, bars: Bars, spans: np.ndarray, dataset_hash: str | None) -> FeatureMatrix:
+    """The features of ``bars``, computed per stretch so warm-up restarts after every gap.
+
+    Each stretch is cached apart (its rows appended to ``dataset_hash``); one stretch is the whole series,
+    cached as before. A stretch no longer than the warm-up is all NaN and not computed (a tool may not
+    handle so few bars, and no observation could use it).
+    """
+    if len(spans) == 1:
+        return pipeline.compute(bars, dataset_hash)
+
+    def compute(rows: slice) -> np.ndarray:
+        n = rows.stop - rows.start
+        if n <= pipeline.warmup:
+            return np.full((n, len(pipeline.columns)), np.nan, dtype=np.float32)
+        part = Bars({column: values[rows] for column, values in bars.items()})
+        key = None if dataset_hash is None else f"{dataset_hash} rows {rows.start}..{rows.stop - 1}"
+        return pipeline.compute(part, key).values
+
+    values = _by_stretch(spans, compute)
+    values.flags.writeable = False
+    return FeatureMatrix(values=values, columns=list(pipeline.columns), warmup=pipeline.warmup, ts=bars[TS])
 
 
 def _refuse_non_causal(config: EnvConfig, registry: Registry) -> None:

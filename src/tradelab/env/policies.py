@@ -1,7 +1,9 @@
 """Simple rule-based policies that drive an env for demos, checks and as baselines.
 
 A policy is a callable ``(observation, info) -> action`` for a :class:`~tradelab.env.trading_env.TradingEnv`.
-Rules read the market arrays the env already holds, at the decision bar ``info["bar"]`` only.
+Rules read the market arrays the env already holds, at the decision bar ``info["bar"]`` only; their
+indicators are computed per stretch of bars (:meth:`~tradelab.env.market.MarketData.by_stretch`), like the
+env's features, so a baseline never averages prices from both sides of a gap.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def sma_trend(env: TradingEnv, period: int = 240) -> Policy:
 
     Causal: the SMA at bar ``t`` uses closes up to ``t``, the bar the agent decides on.
     """
-    close = env.core.market.close
-    sma = talib.SMA(close, timeperiod=period)
+    market = env.core.market
+    close = market.close
+    sma = market.by_stretch(lambda rows: talib.SMA(close[rows], timeperiod=period))
     long, flat = level_action(env, env.config.actions.max_level), level_action(env, 0.0)
     return lambda _obs, info: long if close[info["bar"]] > sma[info["bar"]] else flat
 
@@ -46,8 +49,10 @@ def sma_crossover(env: TradingEnv, fast: int = 60, slow: int = 240) -> Policy:
 
     Causal: both SMAs at bar ``t`` use closes up to ``t``.
     """
-    close = env.core.market.close
-    above = talib.SMA(close, timeperiod=fast) > talib.SMA(close, timeperiod=slow)  # False during the warm-up
+    market = env.core.market
+    above = market.by_stretch(
+        lambda rows: talib.SMA(market.close[rows], timeperiod=fast) > talib.SMA(market.close[rows], timeperiod=slow)
+    )  # False during each stretch's warm-up
     long, flat = level_action(env, env.config.actions.max_level), level_action(env, 0.0)
     return lambda _obs, info: long if above[info["bar"]] else flat
 

@@ -63,12 +63,18 @@ class TradingEnv(gym.Env[Any, Any]):
         """Start an episode; with ``seed``, its random start (and every later one) is reproducible.
 
         :param seed: seed of the episode starts; None keeps the current state (seeded from entropy at first).
-        :param options: unused.
+            In full mode a seed restarts at the first stretch, and each later reset takes the next one.
+        :param options: ``{"initial_cash": x}`` starts the episode with equity ``x`` instead of the config's
+            ``initial_cash`` (an evaluation carries its equity from one stretch to the next so).
         :return: the first observation and the info.
+        :raises ValueError: for an option other than ``initial_cash``.
         """
+        options = options or {}
+        if set(options) - {"initial_cash"}:
+            raise ValueError(f"unknown reset option(s) {sorted(set(options) - {'initial_cash'})}: only initial_cash")
         super().reset(seed=seed)
         self.core.seed([seed])
-        self.core.reset(_ALL)
+        self.core.reset(_ALL, options.get("initial_cash"))
         return self._observation(), self.core.info(self.core.outputs(0))
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
