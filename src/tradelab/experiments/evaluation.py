@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tradelab.data.gaps import GapPolicy
 from tradelab.env.config import EnvConfig, EpisodeConfig
 from tradelab.env.market import MarketData
 from tradelab.env.policies import Policy, flat, hold, random_policy, sma_crossover
@@ -69,14 +70,17 @@ class Episode:
         """Fees paid over the whole pass, quote currency."""
         return sum(float(summary["fees"]) for summary in self.summaries)
 
-    def metrics(self, timeframe: str) -> Metrics:
+    def metrics(self, timeframe: str, max_fill_bars: int = GapPolicy().max_fill_bars) -> Metrics:
         """Performance metrics of the pass (see :func:`~tradelab.experiments.metrics.compute_metrics`).
 
-        Bar ``k``'s return (``equity[k - 1] → equity[k]``) is earned with the position and the trades of step ``k``.
+        Bar ``k``'s return (``equity[k - 1] → equity[k]``) is earned with the position and the trades of step ``k``;
+        a step across a gap longer than ``max_fill_bars`` (the env's ``gaps`` policy) is not a traded bar.
         """
         return compute_metrics(
             self.equity,
             timeframe=timeframe,
+            ts=self.ts,
+            max_fill_bars=max_fill_bars,
             positions=self.position[1:],
             traded_notional=self.turnover[1:],
             trades=self.trades,

@@ -50,7 +50,7 @@ from tradelab.experiments.agents import agent_policy
 from tradelab.experiments.artifacts import RunStorage
 from tradelab.experiments.config import ChronologicalSplitConfig, ExperimentConfig, algorithm_class
 from tradelab.experiments.evaluation import Episode, evaluation_env, play, play_baselines, segment
-from tradelab.experiments.metrics import periods_per_year
+from tradelab.experiments.metrics import periods_per_year, traded_curve
 from tradelab.experiments.report import write_report
 from tradelab.experiments.sb3_vec_env import SB3VecEnv
 from tradelab.experiments.stats import bootstrap_sharpe_ci
@@ -106,7 +106,11 @@ def plan_segments(config: ExperimentConfig, market: MarketData) -> list[Segments
     reads the window and indicator warm-up before its segment, which is past data and leaks nothing
     about the returns it is scored on. ``embargo_bars`` is there for slower-moving dependence.
 
-    :raises DataError: for a split that leaves a segment without bars, or whose segments overlap.
+    Segments holding a gap are logged with it; a validation or test segment that is mostly hole is refused
+    (see :func:`~tradelab.data.splits.verify_plan`).
+
+    :raises DataError: for a split that leaves a segment without bars, whose segments overlap, or whose scored
+        segment is mostly hole (naming the fold and the segment).
     """
     ts = pl.Series("ts", market.ts).cast(pl.Datetime("ms", "UTC"))
     split = config.split
@@ -123,6 +127,9 @@ def plan_segments(config: ExperimentConfig, market: MarketData) -> list[Segments
             val_bars=split.val_bars,
             embargo_bars=split.embargo_bars,
         )
+    for prefix, segments in plan.sequences():
+        for gappy in (s for s in segments if s.gaps):
+            logger.warning("segment '%s%s' of %s: %s", prefix, gappy.name, market.dataset, gappy.gap_summary())
     check_plan(plan, warmup_bars=0, horizon_bars=0)
     return _segments(plan)
 
@@ -323,11 +330,13 @@ def score(
     policy = make_policy(eval_env)
     episodes = {"agent": play(eval_env, policy, "agent", seed), **play_baselines(eval_env, seed)}
     _write_episodes(storage, split, episodes)
-    timeframe = env.dataset.timeframe
-    returns = np.diff(episodes["agent"].equity) / episodes["agent"].equity[:-1]
+    timeframe, max_fill_bars = env.dataset.timeframe, env.gaps.max_fill_bars
+    agent = episodes["agent"]
+    curve, _ = traded_curve(agent.equity, agent.ts, timeframe=timeframe, max_fill_bars=max_fill_bars)
+    returns = np.diff(curve) / curve[:-1]
     low, high = bootstrap_sharpe_ci(returns, periods_per_year(timeframe), seed=seed)
-    metrics = {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()}
-    return {split: metrics, "agent_sharpe_ci95": [low, high], "agent_moments": return_moments(episodes["agent"].equity)}
+    metrics = {name: episode.metrics(timeframe, max_fill_bars).as_dict() for name, episode in episodes.items()}
+    return {split: metrics, "agent_sharpe_ci95": [low, high], "agent_moments": return_moments(curve)}
 
 
 def _validator(config: ExperimentConfig, market: MarketData) -> Callable[[Any], dict[str, Any]]:
@@ -340,7 +349,10 @@ def _validator(config: ExperimentConfig, market: MarketData) -> Callable[[Any], 
 
     def validate(model: Any) -> dict[str, Any]:
         policy = agent_policy(model, eval_env, evaluation.deterministic)
-        runs = [play(eval_env, policy, "agent", seed).metrics(timeframe).as_dict() for seed in range(passes)]
+        runs = [
+            play(eval_env, policy, "agent", seed).metrics(timeframe, config.env.gaps.max_fill_bars).as_dict()
+            for seed in range(passes)
+        ]
         return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
 
     return validate
