@@ -8,15 +8,18 @@ window is 8, so a stretch's first decision bar is 67 bars after its first row.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from tests.env.envs import FEATURES, config, frame
+from tradelab.data.store import Store
 from tradelab.env.market import EnvDataError, MarketData
 from tradelab.env.trading_env import TradingEnv
 from tradelab.env.vec_env import TradingVecEnv
+from tradelab.tools.base import Tool
 from tradelab.tools.features import FeaturePipeline
 
 CUT, MISSING = 1200, 200
@@ -122,3 +125,17 @@ def test_a_gap_within_max_fill_bars_does_not_split() -> None:
     np.testing.assert_array_equal(market.features.values, FeaturePipeline(FEATURES).compute(short).values)
     split = MarketData.from_frame(short, config(gaps={"max_fill_bars": 4}))
     assert split.stretches.tolist() == [[0, CUT - 1], [CUT, short.height - 1]]
+
+
+def test_features_of_each_stretch_are_cached_under_the_dataset_version(
+    store: Store, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.write("SYN", "1m", cut(CUT, MISSING))
+    first = MarketData.from_store(config(), store)
+    runs = []
+    run = Tool.run
+    monkeypatch.setattr(Tool, "run", lambda self, *args: runs.append(self.name) or run(self, *args))
+    again = MarketData.from_store(config(), store)
+    assert runs == []  # every stretch's columns read from the cache
+    np.testing.assert_array_equal(again.features.values, first.features.values)
+    np.testing.assert_array_equal(first.features.values, gapped().features.values)
