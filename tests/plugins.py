@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from tradelab.settings import get_settings
+from tradelab.tools.base import Bars, Tool
 from tradelab.tools.registry import default_registry
 
 
@@ -77,3 +79,18 @@ def manifest_tools(root: Path, monkeypatch: pytest.MonkeyPatch, sources: dict[st
     finally:
         default_registry.cache_clear()
         get_settings.cache_clear()
+
+
+def count_lookahead_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every look-ahead check append its tool's name to the returned list (then check as usual)."""
+    from tradelab.tools import lookahead
+
+    calls: list[str] = []
+    check = lookahead.check_tool
+
+    def counting(tool: Tool, params: BaseModel, bars: Bars) -> lookahead.Verdict:
+        calls.append(tool.name)
+        return check(tool, params, bars)
+
+    monkeypatch.setattr(lookahead, "check_tool", counting)
+    return calls

@@ -6,16 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from tests.plugins import LAST, PEEK, manifest_tools
+from tests.plugins import LAST, PEEK, count_lookahead_checks, manifest_tools
 from tradelab.cli import app
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
-from tradelab.tools import lookahead
-from tradelab.tools.base import Bars, Tool
-from tradelab.tools.lookahead import Verdict, check_tool
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "env" / "synth-btc.json"
@@ -61,13 +57,7 @@ def test_missing_dataset_is_a_clear_error(home: Path) -> None:
 def test_check_refuses_a_tool_that_reads_the_next_bar_and_checks_each_tool_once(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-
-    def counting(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
-        calls.append(tool.name)
-        return check_tool(tool, params, bars)
-
-    monkeypatch.setattr(lookahead, "check_tool", counting)
+    calls = count_lookahead_checks(monkeypatch)
     Store().write("SYNTH-BTC", "1m", generate_bars(10, seed=1, gaps=False))
     config = json.loads(EXAMPLE.read_text())
     paths = {}

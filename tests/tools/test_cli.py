@@ -10,17 +10,13 @@ import numpy as np
 import polars as pl
 import pytest
 import talib
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from tests.plugins import LAST, PEEK, manifest_tools
+from tests.plugins import LAST, PEEK, count_lookahead_checks, manifest_tools
 from tradelab.cli import app
 from tradelab.data.ingest import ingest_files
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.store import Store
-from tradelab.tools import lookahead
-from tradelab.tools.base import Bars, Tool
-from tradelab.tools.lookahead import Verdict, check_tool
 
 runner = CliRunner()
 
@@ -122,13 +118,7 @@ def test_check_all_finds_the_one_leak_among_every_tool(
 def test_compute_refuses_a_leaking_tool_and_checks_each_tool_once(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-
-    def counting(tool: Tool, params: BaseModel, bars: Bars) -> Verdict:
-        calls.append(tool.name)
-        return check_tool(tool, params, bars)
-
-    monkeypatch.setattr(lookahead, "check_tool", counting)
+    calls = count_lookahead_checks(monkeypatch)
     Store().write("SYN", "1m", generate_bars(2, seed=1, gaps=False))
     with manifest_tools(tmp_path / "tools", monkeypatch, {"next_return": PEEK, "last_return": LAST}):
         code, output = tl("tools", "compute", "SYN", "--tool", "next_return")
