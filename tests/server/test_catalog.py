@@ -214,24 +214,25 @@ def test_remaining_budget_is_the_tightest_cap(client: TestClient) -> None:
         assert remaining_budget(session, one, now=next_month) == 5.0
 
 
-def test_compute_backends_list_local_and_runpod_available_with_a_key(
+def test_compute_backends_list_local_and_runpod_unavailable_without_a_worker_whatever_the_server_key(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("TRADELAB_RUNPOD_API_KEY", raising=False)
-    get_settings.cache_clear()
-    backends = {b["name"]: b["available"] for b in client.get("/api/compute/backends").json()["data"]}
-    assert backends == {"local": True, "runpod": False}
+    """Availability follows live workers (tests/server/test_runpod_launch.py): the server's key runs nothing."""
     monkeypatch.setenv("TRADELAB_RUNPOD_API_KEY", "rp-key")
     get_settings.cache_clear()
     try:
-        assert client.get("/api/compute/backends").json()["data"][1] == {
-            "name": "runpod",
-            "description": BACKENDS["runpod"].description,
-            "available": True,
-        }
+        runpod = client.get("/api/compute/backends").json()["data"][1]
     finally:
         monkeypatch.delenv("TRADELAB_RUNPOD_API_KEY")
         get_settings.cache_clear()
+    assert runpod == {
+        "name": "runpod",
+        "description": BACKENDS["runpod"].description,
+        "available": False,
+        "workers": 0,
+        "reason": runpod["reason"],
+    }
+    assert "`tradelab worker --backend runpod`" in runpod["reason"]
 
 
 def _catalog_routes() -> list[tuple[str, str]]:

@@ -77,7 +77,7 @@ export interface paths {
         };
         /**
          * List Backends
-         * @description The compute backends and whether each is available now.
+         * @description The compute backends and whether a live worker of each takes runs now (else they wait in the queue).
          */
         get: operations["list_backends_api_compute_backends_get"];
         put?: never;
@@ -1106,12 +1106,25 @@ export interface components {
          * @description A compute backend as the API shows it.
          */
         ComputeBackendPublic: {
-            /** Available */
+            /**
+             * Available
+             * @description a live worker of this backend takes its runs now
+             */
             available: boolean;
             /** Description */
             description: string;
             /** Name */
             name: string;
+            /**
+             * Reason
+             * @description why it is unavailable; null when available
+             */
+            reason: string | null;
+            /**
+             * Workers
+             * @description the live workers of this backend
+             */
+            workers: number;
         };
         /**
          * ComputeBackendsPublic

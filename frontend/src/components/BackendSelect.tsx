@@ -2,9 +2,9 @@ import { Select } from '@mantine/core';
 import { useBackends } from '../api/queries';
 import { ErrorAlert } from './common';
 
-const LOCAL = { name: 'local', description: '', available: true };
+const LOCAL = { name: 'local', description: '', available: true, workers: 0, reason: null };
 
-/** A compute backend (from /api/compute/backends); the unavailable ones are listed but disabled. */
+/** A compute backend (from /api/compute/backends); the unavailable ones are listed, with why, but disabled. */
 export function BackendSelect({
   value,
   onChange,
@@ -22,7 +22,7 @@ export function BackendSelect({
         label="Backend"
         data={(backends.data?.data ?? [LOCAL]).map((b) => ({
           value: b.name,
-          label: `${b.name}${b.available ? '' : ' (unavailable)'}${b.description ? ` — ${b.description}` : ''}`,
+          label: `${b.name}${b.available ? '' : ` (unavailable: ${b.reason})`}${b.description ? ` — ${b.description}` : ''}`,
           disabled: !b.available,
         }))}
         value={value}

@@ -1,16 +1,30 @@
 """Monthly spending caps: what runs cost this UTC month, and what is left under the global and experiment caps.
 
-The worker calls :func:`remaining_budget` inside its claim transaction before starting a run.
+The worker calls :func:`remaining_budget` inside its claim transaction before starting a run, and reserves an
+attempt's worst case: the hourly price × :func:`attempt_wall_time_s`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.models import Budget, Run
+
+#: Max wall time assumed for budget reservations when neither the run nor its experiment sets one.
+DEFAULT_MAX_WALL_TIME_S = 24 * 3600.0
+
+
+def attempt_wall_time_s(max_wall_time_s: float | None, experiment_config: dict[str, Any] | None) -> float:
+    """How long one attempt of a run may last: its own max wall time, else its experiment's
+    ``budget.max_wall_time_s``, else :data:`DEFAULT_MAX_WALL_TIME_S` (the launch check and the worker agree)."""
+    if max_wall_time_s is not None:
+        return max_wall_time_s
+    budget = (experiment_config or {}).get("budget") or {}
+    return float(budget.get("max_wall_time_s") or DEFAULT_MAX_WALL_TIME_S)
 
 
 def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -222,6 +222,21 @@ class Watch(Base):
     last_queued_at: Mapped[datetime | None]
 
 
+class Worker(Base):
+    """A live reconciler (``tradelab worker``), checked in every tick: ``/api/compute/backends`` reports a backend
+    available while one of its workers is live (the RunPod key is on the worker's machine, not the API's), and a
+    launch is checked against the hourly prices its workers know."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Hourly price by GPU type, "" for the worker's default GPU type (the ones it has looked up).
+    prices: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class Event(Base):
     """Something clients follow live (``/api/events``): a run's state change, new metrics."""
 

@@ -2,7 +2,9 @@
 
 The database is the queue and the source of truth; the reconciler keeps no state of its own, so it can be
 killed at any moment (``kill -9`` included) and restarted: it adopts the processes it finds, and never starts
-a run twice (claims are atomic, starts are idempotent by key). Each tick:
+a run twice (claims are atomic, starts are idempotent by key). Each tick starts with a **check-in** (its row in
+``workers``: its backend and the hourly prices it knows), so the API can tell which backends have a live worker
+and refuse at launch a ``max_cost`` that cannot cover one attempt. Then:
 
 0. **schedule** the re-evaluations of watched runs that are due (an ``evaluate`` run each, on the watch's
    backend; one worker wins each due watch, and none is queued while the previous one is still active);
@@ -30,14 +32,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, text, update
+from sqlalchemy import Engine, delete, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradelab.compute.base import ComputeBackend, ComputeError, ComputeSpec, ComputeState, Handle
-from tradelab.server.budgets import remaining_budget
+from tradelab.server.budgets import attempt_wall_time_s, remaining_budget
 from tradelab.server.db import is_sqlite, session_factory, transaction
-from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, Token, Watch, utcnow
+from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, Token, Watch, Worker, utcnow
 from tradelab.server.routes.jobs import evaluate_later, model_problem
 from tradelab.server.routes.runs import LaunchOptions
 from tradelab.server.security import issue_token
@@ -45,8 +47,8 @@ from tradelab.settings import get_settings
 
 logger = logging.getLogger(__name__)
 _ACTIVE = (RunState.STARTING, RunState.RUNNING)
-#: Max wall time assumed for budget reservations when neither the run nor its experiment sets one.
-DEFAULT_MAX_WALL_TIME_S = 24 * 3600.0
+#: A worker row unseen this long is deleted at the next check-in of any worker (its process died).
+_FORGET_AFTER = timedelta(days=1)
 
 
 @dataclass
@@ -106,10 +108,14 @@ class Reconciler:
         self.config = config or WorkerConfig()
         #: This reconciler's name on the start leases of the runs it claims.
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"[-64:]
+        #: Hourly price by GPU type ("" for the backend's default) as looked up for budget checks: published at
+        #: each check-in for the API's launch check.
+        self.prices: dict[str, float] = {}
 
     def tick(self) -> TickReport:
-        """One pass of schedule, watch, settle, claim, start and reap."""
+        """One pass of check-in, schedule, watch, settle, claim, start and reap."""
         report = TickReport()
+        self._check_in()
         self._schedule(report)
         self._watch(report)
         self._settle()
@@ -137,6 +143,30 @@ class Reconciler:
                 backoff = min(backoff * 2, 30.0)
                 logger.warning("compute backend unavailable, retrying", extra={"error": str(error)[:200]})
             stop.wait(backoff)
+        self.sign_off()
+
+    def sign_off(self) -> None:
+        """Delete this worker's check-in: its backend is no longer reported available on its account (when the
+        database is down, the check-in simply goes stale)."""
+        try:
+            with transaction(self.sessions) as session:
+                session.execute(delete(Worker).where(Worker.id == self.id))
+        except OperationalError as error:
+            logger.warning("could not sign off", extra={"error": str(error)[:200]})
+
+    def _check_in(self) -> None:
+        """Record that this worker is live, with the prices it knows (its default GPU type's looked up once)."""
+        if "" not in self.prices:
+            try:
+                self.prices[""] = self.backend.price_per_hour(None)
+            except ComputeError as error:  # published once the lookup succeeds; claims check it again anyway
+                logger.warning("could not look up the default price", extra={"error": str(error)[:200]})
+        now = utcnow()
+        with transaction(self.sessions) as session:
+            session.execute(delete(Worker).where(Worker.seen_at < now - _FORGET_AFTER))
+            worker = session.get(Worker, self.id) or Worker(id=self.id, backend=self.backend.name, started_at=now)
+            worker.seen_at, worker.prices = now, dict(self.prices)
+            session.add(worker)
 
     # 0. schedule
     def _schedule(self, report: TickReport) -> None:
@@ -219,14 +249,12 @@ class Reconciler:
 
     def _worst_case(self, session: Session, run: Run) -> float:
         """What one attempt of ``run`` may cost: the backend's hourly price × the max wall time."""
-        return self.backend.price_per_hour(run.gpu_type) * self._max_wall_time(session, run) / 3600.0
+        price = self.prices[run.gpu_type or ""] = self.backend.price_per_hour(run.gpu_type)
+        return price * self._max_wall_time(session, run) / 3600.0
 
     def _max_wall_time(self, session: Session, run: Run) -> float:
-        if run.max_wall_time_s is not None:
-            return run.max_wall_time_s
         experiment = session.get(Experiment, run.experiment_id)
-        budget = (experiment.config.get("budget") or {}) if experiment else {}
-        return float(budget.get("max_wall_time_s") or DEFAULT_MAX_WALL_TIME_S)
+        return attempt_wall_time_s(run.max_wall_time_s, experiment.config if experiment else None)
 
     # 2. start
     def _start(self, report: TickReport) -> None:

@@ -12,10 +12,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from tradelab.server.budgets import attempt_wall_time_s
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
-from tradelab.server.routes.compute import BACKENDS
+from tradelab.server.routes.compute import BACKENDS, live_workers
 
 router = APIRouter(tags=["runs"])
 
@@ -203,7 +204,11 @@ def queue_run(
     kind: RunKind = RunKind.TRAIN,
     params: dict[str, Any] | None = None,
 ) -> Run:
-    """Add a queued run of ``experiment`` with its ``run_state`` event."""
+    """Add a queued run of ``experiment`` with its ``run_state`` event.
+
+    :raises HTTPException: 422 when its ``max_cost`` cannot cover one attempt (:func:`check_max_cost`).
+    """
+    check_max_cost(session, experiment, options)
     run = Run(
         experiment_id=experiment.id,
         kind=kind,
@@ -221,6 +226,36 @@ def queue_run(
     session.flush()
     session.refresh(run)
     return run
+
+
+def check_max_cost(session: Session, experiment: Experiment, options: LaunchOptions) -> None:
+    """Refuse at launch a ``max_cost`` under one attempt's worst case, the reservation a worker makes before it
+    starts the run (hourly price × max wall time): otherwise the run is queued only to fail "budget exhausted".
+
+    The price is the lowest the backend's live workers published for the GPU type; while one of them has not
+    looked it up yet, the worker's own check at the claim decides.
+
+    :raises HTTPException: 422 naming ``max_cost`` and ``max_wall_time_s``, with the numbers that would fit.
+    """
+    if options.max_cost is None:
+        return
+    prices = [worker.prices.get(options.gpu_type or "") for worker in live_workers(session, options.backend)]
+    known = [float(price) for price in prices if price is not None]
+    if not known or len(known) < len(prices):
+        return
+    price = min(known)
+    wall_s = attempt_wall_time_s(options.max_wall_time_s, experiment.config)
+    worst = price * wall_s / 3600.0
+    if options.max_cost + 1e-9 >= worst:
+        return
+    gpu = options.gpu_type or "its default GPU type"
+    message = (
+        f"max_cost {options.max_cost:.2f} cannot cover one attempt: a {options.backend} worker reserves the hourly "
+        f"price × max_wall_time_s before it starts the run ({gpu}: {price:.2f}/h × {wall_s:.0f} s = {worst:.2f}); "
+        f"raise max_cost to {worst:.2f} or set max_wall_time_s to at most {options.max_cost / price * 3600:.0f}"
+    )
+    detail = [{"loc": ["body", "max_cost"], "msg": message, "type": "value_error"}]
+    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
 @router.get("/runs", response_model=RunsPublic)
