@@ -142,6 +142,14 @@ class EnvConfig(BaseModel):
         description="action scheme (discrete, multi_discrete or box)",
     )
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="fills, fees, slippage, leverage")
+    decision_every: int = Field(
+        1,
+        ge=1,
+        le=1440,
+        description="bars between the agent's decisions: a step holds its order for this many bars (stops and "
+        "targets still fire inside) and its reward adds up theirs; trading on a slower clock than the bars lets an "
+        "agent see that a trade must pay its fees (ADR 0009)",
+    )
     atr_period: int = Field(14, ge=1, description="bars of the ATR that stop and take levels in ATR units scale with")
     risk: RiskConfig = Field(default_factory=RiskConfig)
     reward: list[RewardSpec] = Field(

@@ -37,6 +37,7 @@ from tradelab.env.execution import (
     BANKRUPT,
     EQUITY,
     FEES_PAID,
+    N_SLOTS,
     PEAK,
     REALIZED_PNL,
     TRADES,
@@ -78,18 +79,20 @@ class TradingCore:
     :param market: the prepared bars and features.
     :param config: the env config.
     :param n_envs: N.
+    :param bar_by_bar: one bar per step even when ``decision_every`` > 1 (see :class:`TradingEnv`).
     :raises EnvDataError: when no stretch of the usable range has a decision bar (random mode: ``episode.length``).
 
     .. note::
         :meth:`step` and :meth:`observe` return buffers that the next call overwrites: copy what you keep.
     """
 
-    def __init__(self, market: MarketData, config: EnvConfig, n_envs: int) -> None:
+    def __init__(self, market: MarketData, config: EnvConfig, n_envs: int, *, bar_by_bar: bool = False) -> None:
         self.market = market
         self.config = config
         self.n_envs = n_envs
         self.builder = ObservationBuilder(market.features.values, config.window, n_envs, k.HOLDING_SCALE, config.clip)
-        needed = config.episode.length if config.episode.mode == "random" else 1
+        # A random episode's decisions each hold for decision_every bars; a full one needs a bar.
+        needed = config.episode.length * config.decision_every if config.episode.mode == "random" else 1
         #: First and last decision bar (inclusive) of every stretch an episode may use, int64 ``(k, 2)``.
         self.stretches = _decision_ranges(market, self.builder.first_bar(market.warmup), needed, config.window)
         #: First and last bar an env may decide at (in some stretch).
@@ -104,8 +107,9 @@ class TradingCore:
         self._outputs = list(self.state[:, k.OUTPUT :])  # a view per env
         self.accounts = Accounts(self.state)
         self.events = self.accounts.events
-        self.fills = FillBuffer(self.state[:, k.FILLS])
-        self.params = k.kernel_params(config, self.reward.components, self.reward.weights)
+        # A step of decision_every bars may fill N_SLOTS times a bar: the log always has room for two steps.
+        self.fills = FillBuffer(self.state[:, k.FILLS], max(256, 2 * N_SLOTS * config.decision_every))
+        self.params = k.kernel_params(config, self.reward.components, self.reward.weights, bar_by_bar)
         #: The actions of the next step, one row per env (a view of the state, written by :meth:`set_actions`).
         self.actions = self.state[:, k.ACTION : k.ACTION + config.actions.width]
         self.obs = self.builder.out
@@ -116,6 +120,12 @@ class TradingCore:
             for j, (component, weight) in enumerate(zip(self.reward.components, self.reward.weights, strict=True))
             if not isinstance(component, BuiltinComponent)
         ]
+        if self.python_parts and config.decision_every > 1:
+            raise EnvDataError(
+                f"reward component(s) {', '.join(c.name for _, c, _ in self.python_parts)} are computed in Python "
+                f"once per step and cannot add up the {config.decision_every} bars of a decision: use decision_every "
+                "1 with them, or built-in components"
+            )
         state = self.state
         self._inputs = RewardInputs(
             equity_prev=state[:, k.EQUITY_PREV],
@@ -185,7 +195,7 @@ class TradingCore:
             pick = ((draws >> np.uint64(11)).astype(np.float64) * 2.0**-53 * self._total_starts).astype(np.int64)
             stretch = np.searchsorted(self._starts_before, pick, side="right") - 1
             start = self.stretches[stretch, 0] + pick - self._starts_before[stretch]
-            end = start + episode.length - 1
+            end = start + episode.length * self.config.decision_every - 1
         else:
             stretch = (self._episodes[mask] % np.uint64(len(self.stretches))).astype(np.int64)
             start, end = self.stretches[stretch, 0], self.stretches[stretch, 1]

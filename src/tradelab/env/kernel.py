@@ -50,7 +50,7 @@ from tradelab.env.rewards import BuiltinComponent, RewardComponent, builtin_valu
 (
     START,  # the episode's first decision bar
     END,  # its last decision bar
-    STEPS,  # steps taken this episode
+    STEPS,  # bars stepped this episode
     EPISODE_REWARD,
     MAX_DRAWDOWN,  # deepest drawdown this episode
     MARK,  # the price the account was last marked at (the last execution bar's close)
@@ -95,10 +95,12 @@ L_TS, L_UNITS, L_PRICE, L_FEE, L_PNL, L_REASON = range(6)
     E_HOLDING_SCALE,
     E_WINDOW,
     E_TRADE_LOG,  # 1: log fills
+    E_DECISION_EVERY,  # bars between decisions (EnvConfig.decision_every)
+    E_BAR_BY_BAR,  # 1: a step is one bar even when E_DECISION_EVERY > 1 (actions read at decision bars only)
     E_ACTIONS,  # where the action table starts
     E_REWARD,  # where the reward components start
     E_COMPONENTS,  # how many
-) = range(N_EXECUTION_PARAMS, N_EXECUTION_PARAMS + 9)
+) = range(N_EXECUTION_PARAMS, N_EXECUTION_PARAMS + 11)
 #: Bars in position are divided by this in observations (a day of 1-minute bars).
 HOLDING_SCALE = 1440.0
 #: Kernel id of a reward component that is not built in (computed in Python after the step).
@@ -109,8 +111,10 @@ EPISODE_ENDED = 1
 LOG_FULL = 2
 
 
-def kernel_params(config: EnvConfig, components: list[RewardComponent], weights: list[float]) -> np.ndarray:
-    """The params vector of an env (see the module docstring), read-only."""
+def kernel_params(
+    config: EnvConfig, components: list[RewardComponent], weights: list[float], bar_by_bar: bool = False
+) -> np.ndarray:
+    """The params vector of an env (see the module docstring), read-only; ``bar_by_bar``: see :data:`E_BAR_BY_BAR`."""
     actions = config.actions.kernel_params
     env = np.zeros(E_COMPONENTS + 1 - N_EXECUTION_PARAMS)
     env[E_INITIAL_CASH - N_EXECUTION_PARAMS] = config.initial_cash
@@ -119,6 +123,8 @@ def kernel_params(config: EnvConfig, components: list[RewardComponent], weights:
     env[E_HOLDING_SCALE - N_EXECUTION_PARAMS] = HOLDING_SCALE
     env[E_WINDOW - N_EXECUTION_PARAMS] = config.window
     env[E_TRADE_LOG - N_EXECUTION_PARAMS] = config.episode.trade_log
+    env[E_DECISION_EVERY - N_EXECUTION_PARAMS] = config.decision_every
+    env[E_BAR_BY_BAR - N_EXECUTION_PARAMS] = bar_by_bar
     env[E_ACTIONS - N_EXECUTION_PARAMS] = E_COMPONENTS + 1
     env[E_REWARD - N_EXECUTION_PARAMS] = E_COMPONENTS + 1 + len(actions)
     env[E_COMPONENTS - N_EXECUTION_PARAMS] = len(components)
@@ -153,10 +159,14 @@ def step_batch(
     """
     s = state
     action_params = params[int(params[E_ACTIONS]) : int(params[E_REWARD])]
+    every, bar_by_bar = int(params[E_DECISION_EVERY]), params[E_BAR_BY_BAR] != 0.0
+    bars_per_step = 1 if bar_by_bar else every
     n = s.shape[0]
     for i in range(n):  # check and decode all first, so an error changes nothing
         if s[i, TERMINATED] != 0.0 or s[i, TRUNCATED] != 0.0:
             return -1 - n - i
+        if bar_by_bar and int(s[i, STEPS]) % every != 0:
+            continue  # between decisions: the order decided last is held, this action is not read
         target, stop, take, valid = decode_action(s, i, ACTION, market[int(s[i, BAR]), M_ATR], action_params)
         if not valid:
             return -1 - i
@@ -164,35 +174,55 @@ def step_batch(
     execution = params[:N_EXECUTION_PARAMS]
     status = 0
     for i in range(n):
-        bar = int(s[i, BAR])
-        b = bar + int(execution[P_NEXT_OPEN])  # the execution bar
-        s[i, EQUITY_PREV] = s[i, EQUITY]
-        execute_account(
-            s, i, execution, s[i, ORDER_TARGET], s[i, ORDER_STOP], s[i, ORDER_TAKE], market[b, M_OPEN],
-            market[b, M_HIGH], market[b, M_LOW], market[b, M_CLOSE], market[bar, M_VOL],
-        )  # fmt: skip
-        s[i, MARK] = market[b, M_CLOSE]
-        if params[E_TRADE_LOG] and _log_fills(log, i, s, market[b, M_TS]):
+        reward = 0.0
+        for j in range(int(params[E_COMPONENTS])):
+            s[i, PARTS + j] = 0.0
+        for _ in range(bars_per_step):  # the decision holds for its bars; rewards add up over them
+            reward += _advance_bar(s, i, market, log, params, execution)
+            if s[i, TERMINATED] != 0.0 or s[i, TRUNCATED] != 0.0:
+                status |= EPISODE_ENDED
+                break
+        if params[E_TRADE_LOG] and int(s[i, FILLS]) + bars_per_step * N_SLOTS > log.shape[1]:
             status |= LOG_FULL
-        reward = _reward(s, i, params)
         s[i, REWARD] = reward
         s[i, EPISODE_REWARD] += reward
-        s[i, BAR] = bar + 1
-        s[i, STEPS] += 1
-        drawdown = 1.0 - s[i, EQUITY] / s[i, PEAK]
-        s[i, MAX_DRAWDOWN] = max(s[i, MAX_DRAWDOWN], drawdown)
-        terminated = s[i, BANKRUPT] != 0.0 or drawdown > params[E_MAX_DRAWDOWN]  # NaN limit: never
-        truncated = bar + 1 > s[i, END] and not terminated
-        s[i, TERMINATED], s[i, TRUNCATED] = terminated, truncated
-        if terminated or truncated:
-            status |= EPISODE_ENDED
         observe_env(obs, i, s, market, features, params)
     return status
 
 
 @inline
-def _log_fills(log: np.ndarray, i: int, s: np.ndarray, ts: float) -> bool:
-    """Append the step's fills to env ``i``'s log, in slot order; True when the next step might overflow it."""
+def _advance_bar(
+    s: np.ndarray, i: int, market: np.ndarray, log: np.ndarray, params: np.ndarray, execution: np.ndarray
+) -> float:
+    """Execute env ``i``'s order over one bar, log its fills, check the episode's end; return the bar's reward.
+
+    With ``decision_every`` k the order is the same for the k bars: a held level keeps its units, so only a
+    stop, a target or a re-entry after one can fill after the decision bar.
+    """
+    bar = int(s[i, BAR])
+    b = bar + int(execution[P_NEXT_OPEN])  # the execution bar
+    s[i, EQUITY_PREV] = s[i, EQUITY]
+    execute_account(
+        s, i, execution, s[i, ORDER_TARGET], s[i, ORDER_STOP], s[i, ORDER_TAKE], market[b, M_OPEN],
+        market[b, M_HIGH], market[b, M_LOW], market[b, M_CLOSE], market[bar, M_VOL],
+    )  # fmt: skip
+    s[i, MARK] = market[b, M_CLOSE]
+    if params[E_TRADE_LOG]:
+        _log_fills(log, i, s, market[b, M_TS])
+    reward = _reward(s, i, params)
+    s[i, BAR] = bar + 1
+    s[i, STEPS] += 1
+    drawdown = 1.0 - s[i, EQUITY] / s[i, PEAK]
+    s[i, MAX_DRAWDOWN] = max(s[i, MAX_DRAWDOWN], drawdown)
+    terminated = s[i, BANKRUPT] != 0.0 or drawdown > params[E_MAX_DRAWDOWN]  # NaN limit: never
+    truncated = bar + 1 > s[i, END] and not terminated
+    s[i, TERMINATED], s[i, TRUNCATED] = terminated, truncated
+    return reward
+
+
+@inline
+def _log_fills(log: np.ndarray, i: int, s: np.ndarray, ts: float) -> None:
+    """Append the bar's fills to env ``i``'s log, in slot order (the caller keeps room for a step's fills)."""
     count = int(s[i, FILLS])
     for slot in range(N_SLOTS):
         if s[i, event(slot, FILL_REASON)] != 0:
@@ -201,12 +231,11 @@ def _log_fills(log: np.ndarray, i: int, s: np.ndarray, ts: float) -> bool:
                 log[i, count, L_UNITS + column] = s[i, event(slot, column)]
             count += 1
     s[i, FILLS] = count
-    return count + N_SLOTS > log.shape[1]
 
 
 @inline
 def _reward(s: np.ndarray, i: int, params: np.ndarray) -> float:
-    """The weighted sum of the built-in components, each stored in its state column."""
+    """The weighted sum of the built-in components over one bar, each added to its state column."""
     at, total = int(params[E_REWARD]), 0.0
     for j in range(int(params[E_COMPONENTS])):
         kind, weight, param = params[at + 3 * j], params[at + 3 * j + 1], params[at + 3 * j + 2]
@@ -216,7 +245,7 @@ def _reward(s: np.ndarray, i: int, params: np.ndarray) -> float:
             int(kind), param, s[i, EQUITY_PREV], s[i, EQUITY], s[i, PEAK], s[i, event(TOTALS, TOTAL_FEES)],
             s[i, UNITS], s[i, MARK], params[E_INITIAL_CASH], s, i, DSR_A,
         )  # fmt: skip
-        s[i, PARTS + j] = value
+        s[i, PARTS + j] += value
         total += weight * value
     return total
 

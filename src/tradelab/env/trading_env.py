@@ -26,6 +26,9 @@ class TradingEnv(gym.Env[Any, Any]):
     :param render_mode: None or ``"ansi"`` (:meth:`render` returns a text line).
     :param market: prepared market data (e.g. :meth:`MarketData.from_frame`); loaded from the store when omitted.
     :param store: the store to load from when ``market`` is omitted; the default store when None.
+    :param bar_by_bar: step one bar per call even with ``decision_every`` k > 1, reading the action only at
+        each k-th bar and holding the order in between (the same fills as k-bar steps): evaluations record
+        every bar's equity so.
 
     ``info`` at every reset and step holds ``equity``, ``position``, ``units``, ``fees``, ``fills``,
     ``drawdown``, ``bar``, ``ts`` and ``reward_parts`` (see :meth:`TradingCore.infos`); the step that
@@ -45,13 +48,14 @@ class TradingEnv(gym.Env[Any, Any]):
         *,
         market: MarketData | None = None,
         store: Store | None = None,
+        bar_by_bar: bool = False,
     ) -> None:
         self.config = EnvConfig.model_validate(config)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
         market = market if market is not None else MarketData.from_store(self.config, store)
-        self.core = TradingCore(market, self.config, 1)
+        self.core = TradingCore(market, self.config, 1, bar_by_bar=bar_by_bar)
         self.action_space = self.config.actions.space()
         self.observation_space = observation_space(self.core.builder, self.config.observation, self.config.clip)
         self._flat = self.config.observation == "box"

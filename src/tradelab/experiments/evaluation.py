@@ -100,9 +100,9 @@ class Episode:
 
 def evaluation_env(config: EnvConfig, market: MarketData) -> TradingEnv:
     """A single env making full passes over ``market``'s segment (a stretch per reset) with ``config``'s
-    execution model."""
+    execution model, one bar a step (a policy deciding every ``decision_every`` bars, its equity at every bar)."""
     episode = EpisodeConfig(mode="full", trade_log=True)
-    return TradingEnv(config.model_copy(update={"episode": episode}), market=market)
+    return TradingEnv(config.model_copy(update={"episode": episode}), market=market, bar_by_bar=True)
 
 
 def segment(market: MarketData, first_row: int, last_row: int) -> MarketData:
