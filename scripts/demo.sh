@@ -86,7 +86,7 @@ for _ in range(150):
 PY
 echo "admin token (from tradelab init): $token"
 echo "dashboard: $url/ (paste the admin token when it asks)"
-"${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 50000 \
+"${PYTHON_BIN:-.venv/bin/python}" scripts/demo_api.py "$url" "$token" examples/configs/ppo-btc-1m.yaml --timesteps 150000 \
     --backend "${backend%-fake}"
 
 printf '\nDemo data lives in %s. Load it in Python:\n' "$TRADELAB_HOME"
