@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,16 @@ from tradelab.data.store import Store
 from tradelab.settings import get_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _tradelab_logger_restored() -> Iterator[None]:
+    """Undo a test's logging set-up: ``tradelab serve``/``worker`` invoked in-process point the ``tradelab``
+    logger at the stderr of that invocation, which is closed once it returns (a later log line would fail)."""
+    logger = logging.getLogger("tradelab")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture
