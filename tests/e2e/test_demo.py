@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -84,6 +85,9 @@ def test_demo_runs_end_to_end_and_twice(tmp_path: Path) -> None:
         assert expected in first.stdout
     (run,) = (home / "runs").glob("ppo-btc-1m-*")
     assert (run / "results.json").is_file() and (run / "model.zip").is_file() and (run / "report.html").is_file()
+    test = json.loads((run / "results.json").read_text())["test"]
+    # ADR 0009: after the demo's budget the agent does not bleed fees: within 2 % of flat on the unseen test split
+    assert test["agent"]["total_return"] >= test["flat"]["total_return"] - 0.02, test["agent"]
     assert f"report: {run}/report.html" in first.stdout.replace("\n", "")
     store = Store(home / "data")
     assert store.require("SYNTH-BTC", "1m").rows > 120_000

@@ -157,7 +157,7 @@ def baseline(job: BaselineJob) -> dict[str, Any]:
         "dataset": market.dataset,
         "dates": job.dates,
         "bars": last - first + 1,
-        "metrics": episode.metrics(job.env.dataset.timeframe).as_dict(),
+        "metrics": episode.metrics(job.env.dataset.timeframe, job.env.gaps.max_fill_bars).as_dict(),
     }
 
 

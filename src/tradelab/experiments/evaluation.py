@@ -12,7 +12,7 @@ the agent and every baseline are played over the same stretches, so their metric
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +180,3 @@ def _chained(parts: list[Episode]) -> Episode:
 def play_baselines(env: TradingEnv, seed: int = 0) -> dict[str, Episode]:
     """Every baseline of :data:`BASELINES` over the env's segment."""
     return {name: play(env, factory(env), name, seed) for name, factory in BASELINES.items()}
-
-
-def metrics_table(episodes: Mapping[str, Episode], timeframe: str) -> dict[str, dict[str, float | int]]:
-    """Policy name -> its metrics as a dict (see :meth:`Metrics.as_dict`)."""
-    return {name: episode.metrics(timeframe).as_dict() for name, episode in episodes.items()}
