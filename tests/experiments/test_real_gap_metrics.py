@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.env.envs import FEATURES
+from tests.experiments.joined import HOLE
 from tradelab.cli import app
 from tradelab.env.config import EnvConfig
 from tradelab.env.market import MarketData
@@ -19,25 +20,10 @@ from tradelab.experiments.metrics import Metrics
 
 pytestmark = pytest.mark.realdata
 
-FILES = (
-    "btc/binance_BTC_USDT-1m_2023-03-16_2023-05-01__andresciancio.json.gz",
-    "btc/binance_BTC_USDT-1m_2023-04-05_2023-05-05__justinbomber.json.gz",  # identical rows where they overlap
-    "btc/binance_BTC_USDT-1m_2025-06-01_2025-07-01__xylotech.json.gz",
-)
-HOLE = {"start": "2023-05-05T07:36:00Z", "end": "2025-06-01T17:22:00Z", "missing_bars": 1_092_107}
-
 
 def _cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output
-
-
-@pytest.fixture
-def joined(shared_data: Path, home: Path) -> str:
-    for name in FILES:
-        code, output = _cli("data", "ingest", str(shared_data / name), "--symbol", "BTCUSDT")
-        assert code == 0, output
-    return "BTCUSDT"
 
 
 def test_validate_names_the_hole_first_and_fails_on_it(joined: str) -> None:

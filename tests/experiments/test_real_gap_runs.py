@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.env.envs import FEATURES
-from tests.experiments.test_real_gap_metrics import FILES, HOLE
+from tests.experiments.joined import HOLE
 from tradelab.cli import app
 
 pytestmark = pytest.mark.realdata
@@ -50,14 +50,6 @@ def _config(tmp_path: Path, split: dict[str, Any]) -> Path:
 def _period(run: Path, name: str) -> tuple[datetime, datetime]:
     first, last = json.loads((run / "config.json").read_text())["periods"][name]  # epoch ms
     return datetime.fromtimestamp(first / 1000, UTC), datetime.fromtimestamp(last / 1000, UTC)
-
-
-@pytest.fixture
-def joined(shared_data: Path, home: Path) -> str:
-    for name in FILES:
-        code, output = _cli("data", "ingest", str(shared_data / name), "--symbol", "BTCUSDT")
-        assert code == 0, output
-    return "BTCUSDT"
 
 
 def test_walk_forward_and_chronological_runs_score_nothing_across_the_hole(joined: str, tmp_path: Path) -> None:
