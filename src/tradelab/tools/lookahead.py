@@ -193,6 +193,9 @@ class LookaheadGuard:
     ) -> None:
         self.root = FeatureCache(cache_dir).root / "lookahead"
         self._check = check if check is not None else check_tool
+        # (tool, params) found causal by this guard: a pipeline computing stretch after stretch asks again, and
+        # the key hashes the tool's source files, so the answer is kept rather than re-read.
+        self._causal: set[tuple[int, str]] = set()
 
     def key(self, tool: Tool, params: BaseModel) -> str:
         """The verdict's key: check format, the tool's :func:`fingerprint` and its validated parameters."""
@@ -226,8 +229,11 @@ class LookaheadGuard:
 
         :raises ToolError: naming the tool, the output and the first bar whose past changed.
         """
-        if not tool.causal:
+        seen = (id(tool), params.model_dump_json())
+        if not tool.causal or seen in self._causal:
             return
         verdict = self.verdict(tool, params, bars)
         if verdict.leak is not None:
             raise verdict.error()
+        if verdict.checked:  # an inconclusive check (too few bars) is tried again on the next bars
+            self._causal.add(seen)
