@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+from websockets.asyncio.client import connect
 
 from tradelab.cli import app
 from tradelab.data.store import Store
@@ -177,6 +178,20 @@ def test_cancelled_between_writes_then_restart_continues(store: Store) -> None:
         second = stream(store, ex, until=datetime(2024, 3, 1, 1, 0, tzinfo=UTC))
     assert_complete(store)
     assert second.bars_written == 60 - kept.height
+
+
+def test_a_client_that_connects_after_the_recording_ended_learns_the_clock_and_backfills(store: Store) -> None:
+    async def drain(ex: ReplayExchange) -> None:  # another client plays the whole timeline first
+        async with connect(f"{ex.ws_url}/{SYMBOL.lower()}@kline_1m", max_queue=None) as ws:
+            while not ex.finished.is_set():
+                async with asyncio.timeout(20):
+                    await ws.recv()
+
+    with ReplayExchange() as ex:
+        asyncio.run(drain(ex))
+        status = stream(store, ex, since=datetime(2024, 3, 1, tzinfo=UTC), until=datetime(2024, 3, 1, 1, 0, tzinfo=UTC))
+    assert_complete(store)
+    assert status.backfilled == 59 and status.bars_written == 60
 
 
 def test_killed_process_leaves_the_store_intact_and_a_restart_fills_the_gap(store: Store) -> None:

@@ -2,7 +2,8 @@
 
 One port on 127.0.0.1 serves both ``ws://…/ws/<symbol>@kline_1m`` and ``GET http://…/api/v3/klines``.
 The recording is played once, as one timeline shared by all connections (like the real exchange,
-time goes on while a client is away). The exchange clock is the event time ``E`` of the latest
+time goes on while a client is away; one that connects after the end gets the last message, the
+current kline). The exchange clock is the event time ``E`` of the latest
 message played; REST answers with each minute's state as of that clock, so a closed minute comes
 back final and the open minute comes back partial, as Binance does.
 
@@ -212,6 +213,9 @@ class ReplayExchange:
                 self._active = None
 
     async def _play(self, ws: ServerConnection) -> None:
+        if self._position >= len(self._steps):  # the recording ended: like Binance, push the current kline
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(next(s.text for s in reversed(self._steps) if s.kind == "send"))
         while self._position < len(self._steps) and self._active is ws:
             step = self._steps[self._position]
             if step.kind == "send":
