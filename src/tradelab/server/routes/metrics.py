@@ -9,12 +9,13 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.lttb import lttb_indices
 from tradelab.server.models import Event, MetricPoint, RunKind
+from tradelab.server.reports import store_metrics
 from tradelab.server.routes.common import MAX_BIGINT, Id
 from tradelab.server.routes.runs import RUN_NOT_FOUND, get_run
 
@@ -38,7 +39,7 @@ class MetricPointsCreate(BaseModel):
 class MetricsIngested(BaseModel):
     """What a batch added."""
 
-    count: int
+    count: int = Field(description="points newly stored (0 for a batch delivered again)")
     keys: list[str]
     last_step: int
 
@@ -69,7 +70,8 @@ class MetricSeriesPublic(BaseModel):
 
 @router.post("/runs/{run_id}/metrics", response_model=MetricsIngested, status_code=status.HTTP_201_CREATED)
 def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep) -> MetricsIngested:
-    """Store a batch of points in one insert and announce it with one ``metrics`` event.
+    """Store the batch's new points (a point already stored, as in a batch replayed after an outage, is skipped) and
+    announce them with one ``metrics`` event.
 
     An ``evaluate`` run's ``oos/…`` points are filed under the run it scores as well (its record over time).
     """
@@ -79,34 +81,23 @@ def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _w
         index = int(bad[0])
         detail = [{"type": "finite_number", "loc": ["body", "points", index, "value"], "msg": "must be finite"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
-    run = get_run(session, run_id)
-    _file_points(session, run_id, body.points)
+    run = get_run(session, run_id, lock=True)  # one delivery at a time: a retry racing its original stores once
+    count = _file_points(session, run_id, body.points)
     if run.kind == RunKind.EVALUATE and run.params and "run_id" in run.params:
         scored = [p for p in body.points if p.key.startswith("oos/")]
         if scored:
             _file_points(session, int(run.params["run_id"]), scored)
     keys = sorted({p.key for p in body.points})
-    return MetricsIngested(count=len(body.points), keys=keys, last_step=max(p.step for p in body.points))
+    return MetricsIngested(count=count, keys=keys, last_step=max(p.step for p in body.points))
 
 
-def _file_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> None:
-    """Insert the points of one run and announce them with one ``metrics`` event."""
-    _insert_points(session, run_id, points)
-    payload = {"keys": sorted({p.key for p in points}), "last_step": max(p.step for p in points)}
-    session.add(Event(kind="metrics", run_id=run_id, payload=payload))
-
-
-def _insert_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> None:
-    """Insert the points: Postgres ``COPY`` (about 3× an INSERT of many rows), elsewhere one bulk INSERT."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()  # psycopg 3, in this session's transaction
-        with cursor.copy("COPY metric_points (run_id, key, step, value) FROM STDIN") as copy:
-            for point in points:
-                copy.write_row((run_id, point.key, point.step, point.value))
-        return
-    rows = [{"run_id": run_id, "key": p.key, "step": p.step, "value": p.value} for p in points]
-    session.execute(insert(MetricPoint), rows)
+def _file_points(session: Session, run_id: int, points: Sequence[MetricPointCreate]) -> int:
+    """Store the points of one run the run does not have yet, announced with one ``metrics`` event; how many."""
+    count = store_metrics(session, run_id, [p.model_dump() for p in points])
+    if count:
+        payload = {"keys": sorted({p.key for p in points}), "last_step": max(p.step for p in points)}
+        session.add(Event(kind="metrics", run_id=run_id, payload=payload))
+    return count
 
 
 @router.get("/runs/{run_id}/metrics", response_model=MetricKeysPublic)

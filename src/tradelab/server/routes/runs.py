@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.budgets import attempt_wall_time_s
 from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
+from tradelab.server.reports import store_logs
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS, live_workers
 
@@ -358,11 +359,9 @@ def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _write
     "/runs/{run_id}/logs", response_model=Appended, status_code=status.HTTP_201_CREATED, responses=RUN_NOT_FOUND
 )
 def append_logs(run_id: Id, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
-    """Append lines to the run's log."""
-    get_run(session, run_id)
-    now = utcnow()
-    session.execute(insert(RunLog), [{"run_id": run_id, "at": now, "line": line} for line in body.lines])
-    return Appended(count=len(body.lines))
+    """Append the lines the run's log does not hold yet (a batch replayed after an outage appends nothing twice)."""
+    get_run(session, run_id, lock=True)  # one delivery at a time: a retry racing its original appends once
+    return Appended(count=store_logs(session, run_id, body.lines))
 
 
 @router.get("/runs/{run_id}/logs", response_model=RunLogsPublic, responses=RUN_NOT_FOUND)
