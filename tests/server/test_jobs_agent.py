@@ -1,4 +1,5 @@
-"""The agent's jobs run for real (the runner, SB3, the store); what they report is recorded instead of posted."""
+"""The agent's jobs run for real (the runner, SB3, the store); what they report is recorded instead of posted, or
+kept by the reporter while the API is down."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.experiments.runs import stored, tiny_config
 from tradelab.data.store import Store
+from tradelab.server.agent import Reporter
 from tradelab.server.jobs import Job, train
 from tradelab.settings import get_settings
 
@@ -40,13 +42,13 @@ def test_a_walk_forward_run_reports_each_fold_and_their_mean(tmp_path: Path, mon
     assert (Path(url) / "equity_test.parquet").is_file()
 
 
-class Unreachable(Recorder):
-    """An API that is down: every post fails the way httpx fails."""
-
-    def metrics(self, step: int, values: dict[str, Any], prefix: str) -> None:
+def test_validation_metrics_that_cannot_be_posted_do_not_stop_training_and_wait_to_be_delivered(
+    tmp_path: Path,
+) -> None:
+    def refused(request: httpx.Request) -> httpx.Response:  # an API that is down
         raise httpx.ConnectError("connection refused")
 
-
-def test_validation_metrics_that_cannot_be_posted_do_not_stop_training(tmp_path: Path) -> None:
-    job = Job(1, tiny_config(), 0, {}, [], str(tmp_path / "runs"), Unreachable())  # type: ignore[arg-type]
+    reporter = Reporter("http://api", "secret", 1, transport=httpx.MockTransport(refused))
+    job = Job(1, tiny_config(), 0, {}, [], str(tmp_path / "runs"), reporter)
     assert job.on_evaluation(512, {"sharpe": 1.0}) is True  # the runner goes on training
+    assert reporter.outbox.pending() == ([{"key": "val/sharpe", "step": 512, "value": 1.0}], [])

@@ -2,7 +2,9 @@
 
 Each job takes the run's :class:`Job` (config, seed, parameters, input folders, where to write, how to report)
 and returns the artifact folder of its result. Every kind reports the validation curve it has and the result's
-metrics under ``test/`` (``oos/`` for an evaluation), so the dashboard and the budgets treat them alike.
+metrics under ``test/`` (``oos/`` for an evaluation), so the dashboard and the budgets treat them alike. Reporting
+never fails a job: the reporter (:class:`tradelab.server.agent.Reporter`) keeps what the API cannot take yet and
+delivers it later, or leaves it in the attempt's ``outcome.json``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 if TYPE_CHECKING:
     from tradelab.experiments.config import ExperimentConfig
@@ -36,12 +36,9 @@ class Job:
     reporter: Reporter
 
     def on_evaluation(self, timesteps: int, metrics: dict[str, Any]) -> bool:
-        """The runner's validation callback: each validation's metrics as ``val/…`` points. A failed post (the API
-        briefly unreachable) loses those points, not the training: the run's files keep every evaluation."""
-        try:
-            self.reporter.metrics(timesteps, metrics, "val")
-        except httpx.HTTPError as error:
-            logger.warning("run %d: validation metrics at step %d not posted: %s", self.run_id, timesteps, error)
+        """The runner's validation callback: each validation's metrics as ``val/…`` points (the reporter keeps them
+        until the API takes them; the training goes on meanwhile)."""
+        self.reporter.metrics(timesteps, metrics, "val")
         return True
 
 
