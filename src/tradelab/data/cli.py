@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ByteSize, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -22,6 +23,7 @@ from tradelab.data.errors import DataError
 from tradelab.data.ingest import Format, GenericOptions, IngestReport, ingest_files
 from tradelab.data.ingest.binance import write_binance
 from tradelab.data.ingest.download import BASE_URL, Market, download_binance
+from tradelab.data.ingest.sources import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_UNPACKED_BYTES, SizeLimits
 from tradelab.data.ingest.synth import generate_bars
 from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.manifest import Manifest, SourceRecord
@@ -68,6 +70,16 @@ def _pairs(text: str | None, option: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+def _byte_size(text: str | int) -> int:
+    """``--max-file-size 500MB``: a byte count with an optional unit (KB, MiB, GB...)."""
+    try:
+        return TypeAdapter(ByteSize).validate_python(text)
+    except ValidationError:
+        raise typer.BadParameter(
+            f"{text!r} is not a size: give bytes (1000000) or a size with its unit (500MB, 2GiB)"
+        ) from None
+
+
 @app.command()
 @reports_errors
 def ingest(
@@ -85,6 +97,22 @@ def ingest(
     tz: Annotated[str | None, typer.Option(help="Timezone of naive timestamps, e.g. UTC.")] = None,
     delimiter: Annotated[str, typer.Option(help="CSV field separator.")] = ",",
     sort: Annotated[bool, typer.Option(help="Sort rows by time instead of refusing unsorted files.")] = False,
+    max_file_size: Annotated[
+        int,
+        typer.Option(
+            parser=_byte_size,
+            show_default="1GiB",
+            help="Refuse a file larger than this (500MB, 2GiB...) before reading it.",
+        ),
+    ] = DEFAULT_MAX_FILE_BYTES,
+    max_unpacked_size: Annotated[
+        int,
+        typer.Option(
+            parser=_byte_size,
+            show_default="1GiB",
+            help="Refuse a gzip or ZIP file that unpacks to more than this, as soon as it does.",
+        ),
+    ] = DEFAULT_MAX_UNPACKED_BYTES,
 ) -> None:
     """Check files and merge them into the store (atomic; re-ingesting the same data is a no-op)."""
     options = GenericOptions(
@@ -96,7 +124,15 @@ def ingest(
         delimiter=delimiter,
     )
     report = ingest_files(
-        paths, symbol, timeframe, fmt=fmt, options=options, sort=sort, on_conflict=on_conflict, progress=True
+        paths,
+        symbol,
+        timeframe,
+        fmt=fmt,
+        options=options,
+        sort=sort,
+        on_conflict=on_conflict,
+        progress=True,
+        limits=SizeLimits(file_bytes=max_file_size, unpacked_bytes=max_unpacked_size),
     )
     print_ingest(report)
 

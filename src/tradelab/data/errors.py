@@ -1,8 +1,10 @@
-"""The one error type the data layer raises for bad input."""
+"""The error type the data layer raises for bad input, and its subtype for conflicts with stored bars."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 class DataError(ValueError):
@@ -36,3 +38,13 @@ class DataError(ValueError):
         if self.column:
             where.append(f"column '{self.column}'")
         return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class ConflictError(DataError):
+    """New bars that disagree with stored ones; ``ts`` is the first of them, so that the caller that
+    knows where the new bars came from can name the file and line.
+    """
+
+    def __init__(self, message: str, *, ts: datetime, **where: Any) -> None:
+        self.ts = ts
+        super().__init__(message, **where)

@@ -18,7 +18,7 @@ from typing import Literal
 import polars as pl
 
 from tradelab.atomic import TMP_PREFIX, atomic_write, atomic_write_text, locked
-from tradelab.data.errors import DataError
+from tradelab.data.errors import ConflictError, DataError
 from tradelab.data.manifest import MANIFEST, Manifest, Partition, Repair, SourceRecord, frame_hash, version_hash
 from tradelab.data.schema import COLUMNS, REQUIRED, TS, TimeLike, check_symbol, conform, empty_bars, to_ms
 from tradelab.settings import get_settings
@@ -253,9 +253,10 @@ def _merge(old: pl.DataFrame, new: pl.DataFrame, policy: ConflictPolicy, symbol:
         detail = ", ".join(
             f"{c} {first[c]} vs {first[f'{c}_new']}" for c in _VALUE_COLUMNS if first[c] != first[f"{c}_new"]
         )
-        raise DataError(
+        raise ConflictError(
             f"{conflicts.height} bar(s) conflict with the stored {symbol} data, first at {first[TS]} "
             f"(stored vs new: {detail}); pass --on-conflict keep or --on-conflict replace",
+            ts=first[TS],
             column=TS,
         )
     if policy == "replace":

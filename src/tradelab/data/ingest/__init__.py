@@ -17,19 +17,19 @@ from typing import Literal
 import polars as pl
 from rich.progress import Progress
 
-from tradelab.data.errors import DataError
+from tradelab.data.errors import ConflictError, DataError
 from tradelab.data.ingest.binance import looks_like_binance, read_binance
 from tradelab.data.ingest.checks import check_bars, collapse_duplicates
 from tradelab.data.ingest.freqtrade import read_freqtrade
 from tradelab.data.ingest.generic_csv import GenericOptions, read_generic
-from tradelab.data.ingest.sources import read_bytes
+from tradelab.data.ingest.sources import SizeLimits, check_text, read_bytes
 from tradelab.data.ingest.tables import LINE, RawTable
 from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.manifest import Repair, SourceRecord
 from tradelab.data.schema import TS, check_symbol, timeframe_ms
 from tradelab.data.store import ConflictPolicy, Store, WriteResult
 
-__all__ = ["FileReport", "GenericOptions", "IngestReport", "detect_format", "ingest_files", "read_file"]
+__all__ = ["FileReport", "GenericOptions", "IngestReport", "SizeLimits", "detect_format", "ingest_files", "read_file"]
 
 Format = Literal["auto", "binance", "freqtrade", "csv", "parquet"]
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class FileReport:
     ts_unit: str
     first_ts: datetime
     last_ts: datetime
+    unit: str = "line"  # how errors locate a bar: "line" of a text file, "row" of records
 
 
 @dataclass
@@ -83,17 +84,20 @@ def read_file(
     timeframe: str = "1m",
     options: GenericOptions | None = None,
     sort: bool = False,
+    limits: SizeLimits | None = None,
 ) -> tuple[pl.DataFrame, FileReport]:
     """Read and check one file; return canonical bars (with ``_line``) and a report.
 
     :raises DataError: naming the file, line and column of the first problem.
     """
-    content = read_bytes(path)
+    content = read_bytes(path, limits)
     data, source = content.data, str(path)
     chosen = detect_format(content.name, data) if fmt == "auto" else fmt
     options = options or GenericOptions()
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(lambda: content.sha256)  # hashing releases the GIL: overlap it with parsing
+        if chosen != "parquet":
+            check_text(data, source)
         raw: RawTable
         if chosen == "binance":
             raw = read_binance(data, source)
@@ -111,6 +115,7 @@ def read_file(
         ts_unit=checked.ts_unit,
         first_ts=frame[TS].min(),  # type: ignore[arg-type]
         last_ts=frame[TS].max(),  # type: ignore[arg-type]
+        unit=raw.unit,
     )
     return frame, report
 
@@ -127,6 +132,7 @@ def ingest_files(
     on_conflict: ConflictPolicy = "error",
     store: Store | None = None,
     progress: bool = False,
+    limits: SizeLimits | None = None,
 ) -> IngestReport:
     """Read, check and merge files into the ``symbol``/``timeframe`` dataset in one atomic write.
 
@@ -135,6 +141,7 @@ def ingest_files(
     ``replace`` with the later/new).
 
     :param ts_unit: epoch unit of the timestamps; detected per file when None.
+    :param limits: bytes a file may take on disk and unpacked (:class:`SizeLimits`' defaults when None).
     :return: per-file reports and what the store write did (``write.changed`` is False for a no-op).
     :raises DataError: on the first bad file, before anything is written.
     """
@@ -151,7 +158,7 @@ def ingest_files(
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"ingest {symbol}/{timeframe}", total=len(files))
         for index, path in enumerate(files):
-            frame, report = read_file(path, fmt=fmt, timeframe=timeframe, options=options, sort=sort)
+            frame, report = read_file(path, fmt=fmt, timeframe=timeframe, options=options, sort=sort, limits=limits)
             frames.append(frame.with_columns(pl.lit(index, pl.Int32).alias("_src")))
             reports.append(report)
             bar.advance(task)
@@ -178,9 +185,16 @@ def ingest_files(
             applied_at=now,
         )
     ]
-    result = store.write(
-        symbol, timeframe, bars, sources=sources, on_conflict=on_conflict, repairs=repairs if conflicting else []
-    )
+    try:
+        result = store.write(
+            symbol, timeframe, bars, sources=sources, on_conflict=on_conflict, repairs=repairs if conflicting else []
+        )
+    except ConflictError as exc:  # say which file and line brought the first conflicting bar
+        where = merged.row(by_predicate=pl.col(TS) == exc.ts, named=True)
+        report = reports[where["_src"]]
+        raise ConflictError(
+            exc.message, ts=exc.ts, source=report.path, line=where[LINE], column=exc.column, unit=report.unit
+        ) from None
     if identical:
         log.info("dropped %d identical repeated bars", identical)
     return IngestReport(symbol=symbol, timeframe=timeframe, files=reports, identical_duplicates=identical, write=result)

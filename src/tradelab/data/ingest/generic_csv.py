@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from tradelab.data.errors import DataError
-from tradelab.data.ingest.tables import LINE, RawTable, cast_checked
+from tradelab.data.ingest.tables import LINE, RawTable, cast_checked, csv_error
 from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.schema import COLUMNS, OPTIONAL, TS
 
@@ -49,7 +49,7 @@ def read_generic(data: bytes, source: str, options: GenericOptions, *, parquet: 
 
     :raises DataError: empty file, a required column that cannot be found, a bad value or timestamp.
     """
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte; strip() would copy the file
         raise DataError("the file is empty", source=source)
     if parquet:
         try:
@@ -67,7 +67,9 @@ def read_generic(data: bytes, source: str, options: GenericOptions, *, parquet: 
                 separator=options.delimiter,
             )
         except pl.exceptions.PolarsError as exc:
-            raise DataError(f"cannot parse CSV: {str(exc).splitlines()[0]}", source=source) from exc
+            raise csv_error(
+                data, exc, source=source, separator=options.delimiter, has_header=options.names is None
+            ) from exc
         first_line, unit = (1 if options.names else 2), "line"
     if table.height == 0:
         raise DataError("the file has a header but no rows", source=source)
@@ -122,7 +124,7 @@ def _parse_ts(table: pl.DataFrame, options: GenericOptions, source: str, column:
     if values.dtype.is_numeric():
         return values
     if isinstance(values.dtype, pl.Datetime):
-        return _localize(values, values[0], options, source, column)
+        return _localize(values, table, options, source, column, unit)
     text = values.str.strip_chars()
     if options.ts_format is None:
         for numeric_type in (pl.Int64, pl.Float64):
@@ -144,27 +146,42 @@ def _parse_ts(table: pl.DataFrame, options: GenericOptions, source: str, column:
             column=column,
             unit=unit,
         )
-    return _localize(parsed, values[0], options, source, column)
+    return _localize(parsed, table, options, source, column, unit)
 
 
-def _localize(parsed: pl.Series, example: object, options: GenericOptions, source: str, column: str) -> pl.Series:
+def _localize(
+    parsed: pl.Series, table: pl.DataFrame, options: GenericOptions, source: str, column: str, unit: str
+) -> pl.Series:
+    """Naive datetimes in ``--tz`` as UTC; a local time that DST skips or repeats is refused at its line."""
     dtype = parsed.dtype
     assert isinstance(dtype, pl.Datetime)
     if dtype.time_zone is not None:
         return parsed.dt.convert_time_zone("UTC")
     if options.tz is None:
         raise DataError(
-            f"timestamps have no timezone (e.g. {example!r}); pass --tz UTC if they are UTC, or their zone",
+            f"timestamps have no timezone (e.g. {table[TS][0]!r}); pass --tz UTC if they are UTC, or their zone",
             source=source,
             column=column,
         )
     try:
-        return parsed.dt.replace_time_zone(options.tz, ambiguous="raise", non_existent="raise").dt.convert_time_zone(
-            "UTC"
-        )
-    except pl.exceptions.PolarsError as exc:
+        local = parsed.dt.replace_time_zone(options.tz, ambiguous="null", non_existent="null")
+    except pl.exceptions.PolarsError as exc:  # an unknown zone
         raise DataError(
             f"cannot localise timestamps to {options.tz}: {str(exc).splitlines()[0]}",
             source=source,
             column=column,
         ) from exc
+    bad = (local.is_null() & parsed.is_not_null()).arg_true()
+    if bad.len():
+        row = int(bad[0])
+        repeated = parsed[row : row + 1].dt.replace_time_zone(options.tz, ambiguous="earliest", non_existent="null")
+        what = "occurs twice (clocks go back)" if repeated.is_not_null().all() else "does not exist (clocks go forward)"
+        raise DataError(
+            f"local time '{table[TS][row]}' {what} in {options.tz}; give the times in UTC (--tz UTC) or with "
+            "their UTC offset (e.g. 2024-11-03 01:30:00-0500 with --ts-format '%Y-%m-%d %H:%M:%S%z')",
+            source=source,
+            line=int(table[LINE][row]),
+            column=column,
+            unit=unit,
+        )
+    return local.dt.convert_time_zone("UTC")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from tradelab.data.errors import DataError
 
 LINE = "_line"
+_SLICE = 1 << 22  # bytes compared at a time when counting: a small temporary array
 
 
 @dataclass
@@ -50,10 +54,27 @@ def read_csv_checked(
         frame = pl.read_csv(data, schema_overrides=dtypes, **options)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as exc:
         _locate_bad_cell(data, source, options, dtypes, first_line)
-        raise DataError(f"cannot parse CSV: {str(exc).splitlines()[0]}", source=source) from exc
+        raise csv_error(data, exc, source=source, separator=",", has_header=has_header) from exc
     if frame.height == 0:
         raise DataError("the file has a header but no rows", source=source)
+    if names is not None and columns is not None:
+        _check_field_counts(data, source=source, fields=len(names), lines=frame.height + has_header)
     return frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _check_field_counts(data: bytes, *, source: str, fields: int, lines: int) -> None:
+    """Every line has ``fields`` fields: polars ignores extra fields of the columns it skips, and a field
+    too many or too few shifts the others, so count the separators (quick) and locate a ragged line (slow).
+    """
+    if _count(data, b",") != (fields - 1) * lines:
+        ragged = ragged_line(data, source=source, separator=",", has_header=False)
+        raise ragged or DataError(f"expected {fields} fields on every line", source=source)
+
+
+def _count(data: bytes, byte: bytes) -> int:
+    """How often ``byte`` occurs in ``data``: numpy over slices, several times faster than ``bytes.count``."""
+    array, value = np.frombuffer(data, np.uint8), ord(byte)
+    return sum(int(np.count_nonzero(array[i : i + _SLICE] == value)) for i in range(0, len(array), _SLICE))
 
 
 def _locate_bad_cell(
@@ -62,8 +83,36 @@ def _locate_bad_cell(
     try:
         text = pl.read_csv(data, **options)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as exc:
-        raise DataError(f"cannot parse CSV: {str(exc).splitlines()[0]}", source=source) from exc
+        raise csv_error(data, exc, source=source, separator=",", has_header=bool(options["has_header"])) from exc
     cast_checked(text, {c: t for c, t in dtypes.items() if c in text.columns}, source, first_line)
+
+
+def csv_error(
+    data: bytes, exc: pl.exceptions.PolarsError, *, source: str, separator: str, has_header: bool
+) -> DataError:
+    """Why polars could not parse CSV text: the first ragged line when there is one (polars does not say
+    where), else polars' own first line.
+    """
+    ragged = ragged_line(data, source=source, separator=separator, has_header=has_header)
+    return ragged or DataError(f"cannot parse CSV: {str(exc).splitlines()[0]}", source=source)
+
+
+def ragged_line(data: bytes, *, source: str, separator: str, has_header: bool) -> DataError | None:
+    """The first line whose number of fields differs from the first line's, as an error naming it; None if none."""
+    rows = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""), delimiter=separator)
+    try:
+        width = len(next(rows, []))
+        for row in rows:
+            if row and len(row) != width:
+                first = "the header" if has_header else "the first line"
+                return DataError(
+                    f"{len(row)} fields where {first} has {width}: a stray or missing {separator!r}?",
+                    source=source,
+                    line=rows.line_num,
+                )
+    except csv.Error:  # e.g. a field over the csv module's size limit: the caller's message will do
+        pass
+    return None
 
 
 def cast_checked(
