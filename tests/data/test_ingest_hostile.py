@@ -7,6 +7,7 @@ is one), exit status 2, only options the command has in its hints, and the store
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import re
 import tracemalloc
@@ -171,6 +172,18 @@ def test_a_directory_is_not_a_missing_file(seeded: Store, tmp_path: Path) -> Non
 def test_dev_null_is_not_a_missing_file(seeded: Store) -> None:
     line = refused(seeded, "/dev/null")
     assert "/dev/null: is a character device, not a regular file" in line, line
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(seeded: Store, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    line = refused(seeded, str(tmp_path / "pipe.csv"))
+    assert "pipe.csv: is a named pipe, not a regular file" in line, line
+
+
+def test_a_delimiter_polars_cannot_use_is_an_error_line(seeded: Store, tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "semi.csv", [HEADER.replace(",", ";"), "1706745600000;1;2;0.5;1.5;3"])
+    line = refused(seeded, str(path), "--delimiter", ";;")
+    assert "column 'delimiter': --delimiter ';;' is not one single-byte character" in line, line
 
 
 def test_a_missing_file_is_still_no_such_file(seeded: Store, tmp_path: Path) -> None:

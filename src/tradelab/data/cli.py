@@ -73,11 +73,12 @@ def _pairs(text: str | None, option: str) -> dict[str, str]:
 def _byte_size(text: str | int) -> int:
     """``--max-file-size 500MB``: a byte count with an optional unit (KB, MiB, GB...)."""
     try:
-        return TypeAdapter(ByteSize).validate_python(text)
+        size = TypeAdapter(ByteSize).validate_python(text)
     except ValidationError:
-        raise typer.BadParameter(
-            f"{text!r} is not a size: give bytes (1000000) or a size with its unit (500MB, 2GiB)"
-        ) from None
+        size = -1
+    if size < 0:
+        raise typer.BadParameter(f"{text!r} is not a size: give bytes (1000000) or a size with its unit (500MB, 2GiB)")
+    return size
 
 
 @app.command()

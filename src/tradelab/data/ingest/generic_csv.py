@@ -58,6 +58,8 @@ def read_generic(data: bytes, source: str, options: GenericOptions, *, parquet: 
             raise DataError(f"cannot read Parquet: {str(exc).splitlines()[0]}", source=source) from exc
         first_line, unit = 1, "row"
     else:
+        if len(options.delimiter.encode()) != 1:
+            raise DataError(f"--delimiter {options.delimiter!r} is not one single-byte character", column="delimiter")
         try:
             table = pl.read_csv(
                 data,
