@@ -136,8 +136,14 @@ def _minute(ms: int) -> str:
 
 
 def trained_model(run: RunStorage, config: ExperimentConfig) -> Any:
-    """The selected model a run saved (``model.zip``), loaded on the CPU."""
-    return algorithm_class(config.algorithm.name).load(io.BytesIO(run.read_bytes("model.zip")), device="cpu")
+    """The selected model a run saved (``model.zip``), loaded on the CPU once its bytes match the SHA-256 the run
+    recorded in ``results.json``: SB3 unpickles a model, so a swapped file would run someone else's code.
+
+    :raises DataError: when the run recorded no hash, the file changed since, or it links out of the run folder.
+    """
+    recorded = run.read_json("results.json").get("model_sha256")
+    model = run.read_verified("model.zip", recorded)
+    return algorithm_class(config.algorithm.name).load(io.BytesIO(model), device="cpu")
 
 
 def split_label(split: str) -> str:

@@ -16,6 +16,7 @@ bars before it), and every segment is a window of that one :class:`MarketData`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -290,6 +291,7 @@ def _train_and_test(job: _Job) -> dict[str, Any]:
     buffer = io.BytesIO()
     model.save(buffer)
     storage.write_bytes("model.zip", buffer.getvalue())
+    model_sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()  # checked before the model is loaded again
     if training.curve:
         storage.write_parquet("metrics.parquet", pl.DataFrame(training.curve))
 
@@ -303,6 +305,7 @@ def _train_and_test(job: _Job) -> dict[str, Any]:
         "stopped_by": training.stopped_by,
         "selected": "best_validation" if training.best is not None else "last",
         "best_validation": training.best_value,
+        "model_sha256": model_sha256,
         **score(config.env, model_policy(model), segment(market, *fold.test), seed, storage, "test"),
     }
 

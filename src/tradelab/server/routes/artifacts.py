@@ -18,9 +18,16 @@ from tradelab.experiments.artifacts import RunStorage
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.lttb import lttb_indices
 from tradelab.server.routes.common import Id
-from tradelab.server.routes.runs import get_run
+from tradelab.server.routes.runs import get_run, input_runs
+from tradelab.server.run_folders import folder_of
 
-router = APIRouter(tags=["artifacts"], responses={404: {"description": "no such run, artifact folder or file"}})
+router = APIRouter(
+    tags=["artifacts"],
+    responses={
+        404: {"description": "no such run, artifact folder or file"},
+        409: {"description": "the run's artifact folder is not inside its run folder under the storage root"},
+    },
+)
 
 Split = Literal["train", "val", "test"]
 
@@ -56,17 +63,26 @@ class TradesPublic(BaseModel):
 
 
 def run_storage(session: Session, run_id: int) -> RunStorage:
-    """The artifact folder of run ``run_id``.
+    """The artifact folder of run ``run_id``, read only inside the run folder it lies in (its own, or for an
+    evaluation the scored run's), links followed.
 
-    :raises HTTPException: 404 for an unknown run, or one without an artifact folder yet.
+    :raises HTTPException: 404 for an unknown run, or one without an artifact folder yet; 409 when the recorded
+        folder is outside the run folder under this server's storage root (``TRADELAB_STORAGE_URL``).
     """
     run = get_run(session, run_id)
     if not run.artifact_url:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
+    try:
+        within = folder_of(run.artifact_url, [run.id, *input_runs(run.params or {})])
+    except ValueError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id}'s artifacts are not read: {error}") from None
     fs, root = filesystem(run.artifact_url)  # with the lab's S3 settings for s3:// folders
     if not fs.isdir(root):  # checked first: RunStorage would create the folder
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no artifacts yet")
-    return RunStorage(run.artifact_url)
+    storage = RunStorage(run.artifact_url, within=within)
+    if not storage.inside(""):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id}'s artifact folder links out of {within}")
+    return storage
 
 
 def _safe_name(path: str) -> str:
@@ -97,13 +113,8 @@ def _jsonable(value: Any) -> Any:
 @router.get("/runs/{run_id}/artifacts", response_model=ArtifactsPublic)
 def list_artifacts(run_id: Id, session: SessionDep, _admin: AdminDep) -> ArtifactsPublic:
     """Every file of the run folder with its size, by path."""
-    storage = run_storage(session, run_id)
-    root = storage.root.rstrip("/") + "/"
-    found = storage.fs.find(storage.root, detail=True)
-    data = [
-        ArtifactPublic(name=path.removeprefix(root), size=int(info.get("size") or 0))
-        for path, info in sorted(found.items())
-    ]
+    files = run_storage(session, run_id).files()
+    data = [ArtifactPublic(name=name, size=size) for name, size in files.items()]
     return ArtifactsPublic(data=data, count=len(data))
 
 
@@ -112,16 +123,19 @@ def list_artifacts(run_id: Id, session: SessionDep, _admin: AdminDep) -> Artifac
     response_class=Response,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "the file"},
-        400: {"description": "the path leaves the run folder"},
+        400: {"description": "the path leaves the run folder, or is a link leading out of it"},
     },
 )
 def download_artifact(run_id: Id, path: str, session: SessionDep, _admin: AdminDep) -> Response:
     """One file of the run folder.
 
-    :raises HTTPException: 400 for a path leaving the folder, 404 for a missing file.
+    :raises HTTPException: 400 for a path leaving the folder (a link leading out of it included), 404 for a
+        missing file.
     """
     name = _safe_name(path)
     storage = run_storage(session, run_id)
+    if not storage.inside(name):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{name} is a link leading out of the run folder")
     if not storage.fs.isfile(storage.path(name)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the run has no file {name}")
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -143,14 +157,17 @@ def read_equity(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the run has no {name}")
     info = storage.fs.info(storage.path(name))
     version = str(info.get("mtime") or info.get("LastModified") or info.get("ETag") or "")
-    return _downsampled_equity(storage.url, name, version, int(info.get("size") or 0), split, max_points)
+    size = int(info.get("size") or 0)
+    return _downsampled_equity(storage.url, storage.within, name, version, size, split, max_points)
 
 
 @lru_cache(maxsize=64)
-def _downsampled_equity(url: str, name: str, version: str, size: int, split: str, max_points: int) -> EquityPublic:
+def _downsampled_equity(
+    url: str, within: str, name: str, version: str, size: int, split: str, max_points: int
+) -> EquityPublic:
     """The LTTB-downsampled curves of one equity file, cached by the file's version and size: a finished run's
     artifacts never change, and a year of minute bars takes ~100 ms to read and downsample."""
-    frame = RunStorage(url).read_parquet(name)
+    frame = RunStorage(url, within=within).read_parquet(name)
     ts = frame["ts"].dt.epoch("ms").to_numpy()
     policies = [column.removesuffix("_equity") for column in frame.columns if column.endswith("_equity")]
     curves = {name: frame[f"{name}_equity"].to_numpy().astype(np.float64) for name in policies}

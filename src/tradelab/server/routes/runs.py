@@ -18,6 +18,7 @@ from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunS
 from tradelab.server.reports import store_logs
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS, live_workers
+from tradelab.server.run_folders import folder_of
 
 router = APIRouter(tags=["runs"])
 
@@ -339,7 +340,7 @@ def input_runs(params: dict[str, Any]) -> list[int]:
 def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _writer: RunWriterDep) -> Run:
     """Move the run on: ``starting → running``, ``running → succeeded | failed``, ``starting → failed``.
 
-    :raises HTTPException: 409 for any other transition.
+    :raises HTTPException: 409 for any other transition; 422 for an ``artifact_url`` outside the run's folder.
     """
     run = get_run(session, run_id, lock=True)
     current = RunState(run.state)
@@ -348,11 +349,29 @@ def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _write
     if body.error is not None:
         run.error = body.error
     if body.artifact_url is not None:
-        run.artifact_url = body.artifact_url
+        run.artifact_url = _artifact_folder(session, run, body.artifact_url)
     if body.state == RunState.RUNNING:  # its first sign of life: the heartbeat timeout counts from here
         run.heartbeat_at = run.active_at = utcnow()
     change_state(session, run, RunState(body.state))
     return run
+
+
+def _artifact_folder(session: Session, run: Run, url: str) -> str:
+    """``url`` if it lies in the run's own folder under the storage root (:mod:`tradelab.server.run_folders`), or is
+    the recorded folder of a run it reads (an evaluation files its results in the scored run's folder).
+
+    :raises HTTPException: 422 naming ``artifact_url``: a run's token must not point the lab at other files.
+    """
+    read = (session.get(Run, member) for member in input_runs(run.params or {}))
+    if url in {member.artifact_url for member in read if member is not None}:
+        return url
+    try:
+        folder_of(url, [run.id])
+    except ValueError as error:
+        message = f"the artifact folder must be the run's own folder or inside it: {error}"
+        detail = [{"loc": ["body", "artifact_url"], "msg": message, "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+    return url
 
 
 @router.post(
