@@ -51,6 +51,8 @@ PATIENCE_S = 600.0
 #: The most metric points and log lines per post.
 POINTS_PER_POST = 5_000
 LINES_PER_POST = 1_000
+#: What a run's status post is answered once its state was recorded: the move is refused, or its token expired.
+_STATE_TAKEN = frozenset({httpx.codes.CONFLICT, httpx.codes.UNAUTHORIZED})
 logger = logging.getLogger(__name__)
 
 
@@ -160,8 +162,8 @@ class Reporter:
     def patiently(self, method: str, what: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """:meth:`request`, tried again after each transient failure with a doubling delay, until the deadline.
 
-        A 409 answering a try after one whose answer was lost counts as delivered: the lost one was applied (a
-        state can be reported once).
+        A status refused (409, or 401 for a token that expired with its attempt) after a try whose answer was lost
+        counts as delivered: the lost try was applied, and a state can be reported once.
 
         :raises ReportRefusedError: for a 4xx answer.
         :raises ApiUnreachableError: when the next try would come after the deadline.
@@ -172,7 +174,7 @@ class Reporter:
             try:
                 return self.request(method, what, body)
             except ReportRefusedError as refusal:
-                if answer_lost and what == "status" and refusal.response.status_code == httpx.codes.CONFLICT:
+                if answer_lost and what == "status" and refusal.response.status_code in _STATE_TAKEN:
                     return refusal.response
                 raise
             except httpx.HTTPError as error:
