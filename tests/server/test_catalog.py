@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.env.envs import FEATURES, frame
+from tests.server.test_runs import run_token
 from tradelab.data.store import Store
 from tradelab.data.stream.status import StreamStatus, write_stream_status
 from tradelab.server.budgets import remaining_budget
@@ -20,7 +21,6 @@ from tradelab.server.db import transaction
 from tradelab.server.models import Run, RunState
 from tradelab.server.routes import catalog
 from tradelab.server.routes.compute import BACKENDS
-from tradelab.server.security import issue_token
 from tradelab.settings import get_settings
 
 ZERO = timedelta(0)
@@ -244,10 +244,8 @@ def _catalog_routes() -> list[tuple[str, str]]:
 def test_every_catalog_endpoint_needs_an_admin_token(client: TestClient) -> None:
     experiment_id = _experiment(client)["id"]
     (run_id,) = _add_runs(client, experiment_id, (0.0, datetime.now(UTC)))
-    with transaction(client.app.state.sessions) as session:
-        run_token = issue_token(session, "r", role="run", run_id=run_id)
     anonymous = TestClient(client.app)
-    as_run = TestClient(client.app, headers={"Authorization": f"Bearer {run_token}"})
+    as_run = TestClient(client.app, headers=run_token(client, run_id))
     routes = _catalog_routes()
     assert len(routes) >= 22
     for method, path in routes:

@@ -12,10 +12,10 @@ from sqlalchemy import select, update
 
 from tests.experiments.runs import tiny_config
 from tests.experiments.test_sweep import SWEEP
+from tests.server.test_runs import run_token
 from tradelab.compute.local import LocalBackend
 from tradelab.server.db import transaction
 from tradelab.server.models import Run, RunState, Watch
-from tradelab.server.security import issue_token
 from tradelab.server.worker import Reconciler, WorkerConfig
 
 
@@ -61,9 +61,7 @@ def test_an_ensemble_takes_only_succeeded_trained_runs_of_its_experiment(client:
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == loc, refused.text
     run = client.post(f"/api/experiments/{experiment}/ensembles", json={"members": members}).json()
     assert run["kind"] == "ensemble" and run["params"] == {"members": members}
-    with transaction(client.app.state.sessions) as session:
-        token = issue_token(session, "agent", role="run", run_id=run["id"])
-    spec = client.get(f"/api/runs/{run['id']}/spec", headers={"Authorization": f"Bearer {token}"}).json()
+    spec = client.get(f"/api/runs/{run['id']}/spec", headers=run_token(client, run["id"])).json()
     assert spec["kind"] == "ensemble" and spec["inputs"] == ["file:///runs/x", "file:///runs/x"]
     nested = client.post(f"/api/experiments/{experiment}/ensembles", json={"members": [members[0], run["id"]]})
     assert nested.status_code == 422 and "ensemble run" in nested.json()["detail"][0]["msg"]
@@ -76,11 +74,9 @@ def test_an_evaluation_files_its_out_of_sample_points_under_the_scored_run_too(c
     assert client.post(f"/api/runs/{queued}/evaluations", json={"days": 7}).status_code == 409
     run = client.post(f"/api/runs/{target}/evaluations", json={"days": 7}).json()
     assert run["kind"] == "evaluate" and run["params"] == {"run_id": target, "days": 7}
-    with transaction(client.app.state.sessions) as session:
-        token = issue_token(session, "agent", role="run", run_id=run["id"])
     points = [{"key": "oos/sharpe", "step": 1_700_000_000, "value": 1.5}, {"key": "x/y", "step": 1, "value": 2.0}]
     posted = client.post(
-        f"/api/runs/{run['id']}/metrics", json={"points": points}, headers={"Authorization": f"Bearer {token}"}
+        f"/api/runs/{run['id']}/metrics", json={"points": points}, headers=run_token(client, run["id"])
     )
     assert posted.status_code == 201
     assert client.get(f"/api/runs/{target}/metrics/oos/sharpe").json()["values"] == [1.5]

@@ -29,8 +29,12 @@ def set_state(client: TestClient, run_id: int, state: RunState) -> None:
 
 
 def run_token(client: TestClient, run_id: int) -> dict[str, str]:
-    """Headers carrying a fresh token of run ``run_id``."""
+    """Headers carrying a fresh token of run ``run_id``: a queued run is claimed for a new attempt first, as the
+    worker claims it (a run token acts only while its attempt is open)."""
     with transaction(client.app.state.sessions) as session:
+        run = session.get(Run, run_id)
+        if run.state == RunState.QUEUED:
+            run.state, run.attempts = RunState.STARTING, run.attempts + 1
         return {"Authorization": f"Bearer {issue_token(session, 'worker', role='run', run_id=run_id)}"}
 
 
@@ -89,21 +93,21 @@ def test_cancel_stops_a_queued_run_and_flags_a_running_one(client: TestClient) -
 def test_a_run_reports_its_progress_through_the_allowed_transitions_only(client: TestClient) -> None:
     experiment_id = make_experiment(client)
     run_id = client.post(f"/api/experiments/{experiment_id}/runs", json={}).json()["id"]
+    assert client.post(f"/api/runs/{run_id}/status", json={"state": "running"}).status_code == 409  # queued
     headers = run_token(client, run_id)
-    assert client.post(f"/api/runs/{run_id}/status", json={"state": "running"}, headers=headers).status_code == 409
-    set_state(client, run_id, RunState.STARTING)
     assert client.post(f"/api/runs/{run_id}/status", json={"state": "succeeded"}, headers=headers).status_code == 409
     running = client.post(f"/api/runs/{run_id}/status", json={"state": "running"}, headers=headers).json()
     assert running["state"] == "running" and running["started_at"] is not None
     beat = client.post(f"/api/runs/{run_id}/heartbeat", headers=headers).json()
     assert beat["heartbeat_at"] is not None and beat["cancel_requested"] is False
+    assert client.post(f"/api/runs/{run_id}/status", json={"state": "cancelled"}).status_code == 422
     done = client.post(
         f"/api/runs/{run_id}/status", json={"state": "succeeded", "artifact_url": "/tmp/x"}, headers=headers
     ).json()
     assert done["state"] == "succeeded" and done["ended_at"] is not None and done["artifact_url"] == "/tmp/x"
-    assert client.post(f"/api/runs/{run_id}/status", json={"state": "failed"}, headers=headers).status_code == 409
-    assert client.post(f"/api/runs/{run_id}/heartbeat", headers=headers).status_code == 409
-    assert client.post(f"/api/runs/{run_id}/status", json={"state": "cancelled"}).status_code == 422
+    assert client.post(f"/api/runs/{run_id}/status", json={"state": "failed"}, headers=headers).status_code == 401
+    assert client.post(f"/api/runs/{run_id}/heartbeat", headers=headers).status_code == 401  # its attempt is over
+    assert client.post(f"/api/runs/{run_id}/status", json={"state": "failed"}).status_code == 409  # final for all
     assert [e["state"] for e in state_events(client, run_id)] == ["queued", "running", "succeeded"]
 
 

@@ -59,7 +59,8 @@ class RunState(StrEnum):
 
 
 class Token(Base):
-    """A bearer token, stored as the SHA-256 of its secret: ``admin`` tokens, or ``run`` tokens scoped to one run."""
+    """A bearer token, stored as the SHA-256 of its secret: ``admin`` tokens, or ``run`` tokens scoped to one
+    attempt of one run (see :func:`tradelab.server.security.run_token_open`)."""
 
     __tablename__ = "tokens"
 
@@ -68,6 +69,8 @@ class Token(Base):
     role: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    #: A run token's attempt of its run (``Run.attempts`` when it was issued): it expires when that attempt ends.
+    attempt: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 

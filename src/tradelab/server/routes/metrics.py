@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
+from tradelab.server.deps import RUN_FINAL_RESPONSES, AdminDep, RunWriterDep, SessionDep
 from tradelab.server.lttb import lttb_indices
 from tradelab.server.models import Event, MetricPoint, RunKind
 from tradelab.server.reports import store_metrics
@@ -68,7 +68,12 @@ class MetricSeriesPublic(BaseModel):
     total: int = Field(description="points in the range before downsampling")
 
 
-@router.post("/runs/{run_id}/metrics", response_model=MetricsIngested, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/runs/{run_id}/metrics",
+    response_model=MetricsIngested,
+    status_code=status.HTTP_201_CREATED,
+    responses=RUN_FINAL_RESPONSES,
+)
 def ingest_metrics(run_id: Id, body: MetricPointsCreate, session: SessionDep, _writer: RunWriterDep) -> MetricsIngested:
     """Store the batch's new points (a point already stored, as in a batch replayed after an outage, is skipped) and
     announce them with one ``metrics`` event.
