@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tradelab.data.errors import DataError
 from tradelab.env.market import EnvDataError
@@ -26,7 +27,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (DataError, ToolError, EnvDataError, ConfigError) as exc:
-            errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

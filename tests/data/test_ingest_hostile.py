@@ -105,6 +105,20 @@ def test_nul_padding_is_refused_as_not_text(seeded: Store, tmp_path: Path) -> No
     assert f"padded.csv, line {len(GOOD) + 1}: byte 0x00 at position 1 is not UTF-8 text" in line, line
 
 
+def test_json_nested_too_deeply_is_an_error_line(seeded: Store, tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    line = refused(seeded, str(path))
+    assert "deep.json: JSON nested too deeply" in line, line
+
+
+def test_brackets_in_a_message_are_printed_as_they_are(seeded: Store, tmp_path: Path) -> None:
+    path = tmp_path / "seven.json"
+    path.write_text("[[1706745600000, 1, 2, 0.5, 1.5, 3, 5]]")
+    line = refused(seeded, str(path))
+    assert "seven.json, row 1: expected 6 fields [time, open, high, low, close, volume], got [1706745600000," in line
+
+
 def test_a_sparse_2_gb_file_is_refused_by_size_before_it_is_read(seeded: Store, tmp_path: Path) -> None:
     path = tmp_path / "huge.csv"
     with path.open("wb") as sparse:  # takes no disk: a hole of zeros

@@ -25,6 +25,10 @@ def read_freqtrade(data: bytes, source: str) -> RawTable:
         rows = json.loads(data)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", source=source) from None
+    except RecursionError:  # arrays nested thousands deep: a hostile file, not candles
+        raise DataError(
+            "JSON nested too deeply: expected [[time, open, high, low, close, volume], ...] rows", source=source
+        ) from None
     if not isinstance(rows, list):
         raise DataError("expected a JSON array of [time, open, high, low, close, volume] rows", source=source)
     if not rows:
