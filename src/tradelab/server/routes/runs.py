@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.budgets import attempt_wall_time_s
-from tradelab.server.deps import AdminDep, RunWriterDep, SessionDep
+from tradelab.server.deps import RUN_FINAL_RESPONSES, AdminDep, RunReaderDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
 from tradelab.server.reports import store_logs
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
@@ -319,7 +319,7 @@ def heartbeat(run_id: Id, session: SessionDep, _writer: RunWriterDep, body: Hear
 
 
 @router.get("/runs/{run_id}/spec", response_model=RunSpec, responses=RUN_NOT_FOUND)
-def read_spec(run_id: Id, session: SessionDep, _writer: RunWriterDep) -> RunSpec:
+def read_spec(run_id: Id, session: SessionDep, _reader: RunReaderDep) -> RunSpec:
     """What the run executes (read by its agent with the run's own token)."""
     run = get_run(session, run_id)
     experiment = session.get(Experiment, run.experiment_id)
@@ -375,7 +375,10 @@ def _artifact_folder(session: Session, run: Run, url: str) -> str:
 
 
 @router.post(
-    "/runs/{run_id}/logs", response_model=Appended, status_code=status.HTTP_201_CREATED, responses=RUN_NOT_FOUND
+    "/runs/{run_id}/logs",
+    response_model=Appended,
+    status_code=status.HTTP_201_CREATED,
+    responses={**RUN_NOT_FOUND, **RUN_FINAL_RESPONSES},
 )
 def append_logs(run_id: Id, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
     """Append the lines the run's log does not hold yet (a batch replayed after an outage appends nothing twice)."""
