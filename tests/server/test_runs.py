@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 from tests.experiments.runs import tiny_config
 from tradelab.server.db import transaction
 from tradelab.server.models import Event, Experiment, Run, RunState
+from tradelab.server.run_folders import run_folder
 from tradelab.server.security import issue_token
 
 
@@ -101,10 +102,11 @@ def test_a_run_reports_its_progress_through_the_allowed_transitions_only(client:
     beat = client.post(f"/api/runs/{run_id}/heartbeat", headers=headers).json()
     assert beat["heartbeat_at"] is not None and beat["cancel_requested"] is False
     assert client.post(f"/api/runs/{run_id}/status", json={"state": "cancelled"}).status_code == 422
+    folder = f"{run_folder(run_id)}/tiny-s0"  # inside the run's own folder, as its agent reports it
     done = client.post(
-        f"/api/runs/{run_id}/status", json={"state": "succeeded", "artifact_url": "/tmp/x"}, headers=headers
+        f"/api/runs/{run_id}/status", json={"state": "succeeded", "artifact_url": folder}, headers=headers
     ).json()
-    assert done["state"] == "succeeded" and done["ended_at"] is not None and done["artifact_url"] == "/tmp/x"
+    assert done["state"] == "succeeded" and done["ended_at"] is not None and done["artifact_url"] == folder
     assert client.post(f"/api/runs/{run_id}/status", json={"state": "failed"}, headers=headers).status_code == 401
     assert client.post(f"/api/runs/{run_id}/heartbeat", headers=headers).status_code == 401  # its attempt is over
     assert client.post(f"/api/runs/{run_id}/status", json={"state": "failed"}).status_code == 409  # final for all

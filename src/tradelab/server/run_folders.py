@@ -15,6 +15,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from tradelab.server.models import Run
 from tradelab.settings import get_settings
 
 _LOCAL = ("", "file", "local")
@@ -49,6 +52,19 @@ def folder_of(url: str, run_ids: Iterable[int], root: str | None = None) -> str:
         if where[0] == scheme and where[1][: len(segments)] == segments:
             return folder
     raise ValueError(f"{url} is not inside {' or '.join(folders)}")
+
+
+def check_artifact_url(session: Session, run_id: int, reads: Iterable[int], url: str, root: str | None = None) -> str:
+    """``url`` when the lab may record it as run ``run_id``'s artifact folder: inside the run's own folder, or the
+    recorded folder of one of the runs it ``reads`` (an evaluation files its results in the scored run's folder).
+
+    :raises ValueError: saying why ``url`` is neither.
+    """
+    recorded = (session.get(Run, other) for other in reads)
+    if url in {other.artifact_url for other in recorded if other is not None}:
+        return url
+    folder_of(url, [run_id], root)
+    return url
 
 
 def _location(url: str) -> tuple[str, tuple[str, ...]]:

@@ -18,7 +18,7 @@ from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunS
 from tradelab.server.reports import store_logs
 from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS, live_workers
-from tradelab.server.run_folders import folder_of
+from tradelab.server.run_folders import check_artifact_url
 
 router = APIRouter(tags=["runs"])
 
@@ -357,21 +357,16 @@ def report_status(run_id: Id, body: RunStatusUpdate, session: SessionDep, _write
 
 
 def _artifact_folder(session: Session, run: Run, url: str) -> str:
-    """``url`` if it lies in the run's own folder under the storage root (:mod:`tradelab.server.run_folders`), or is
-    the recorded folder of a run it reads (an evaluation files its results in the scored run's folder).
+    """``url`` if the run may report it as its artifact folder (see :func:`.run_folders.check_artifact_url`).
 
     :raises HTTPException: 422 naming ``artifact_url``: a run's token must not point the lab at other files.
     """
-    read = (session.get(Run, member) for member in input_runs(run.params or {}))
-    if url in {member.artifact_url for member in read if member is not None}:
-        return url
     try:
-        folder_of(url, [run.id])
+        return check_artifact_url(session, run.id, input_runs(run.params or {}), url)
     except ValueError as error:
         message = f"the artifact folder must be the run's own folder or inside it: {error}"
         detail = [{"loc": ["body", "artifact_url"], "msg": message, "type": "value_error"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    return url
 
 
 @router.post(
