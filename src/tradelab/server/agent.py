@@ -14,7 +14,8 @@ earlier attempt was preempted or killed) resumes from it instead of starting ove
 What survives an outage of the API or its database:
 
 - Metric points and log lines wait in the reporter's :class:`Outbox` until the API has taken them, and go out in
-  the order they were made; the training never waits for the API and never fails because of it.
+  the order they were made; the training never fails because of the API, nor waits on it longer than one try
+  per report.
 - The first read of the spec and the final posts are retried with exponential backoff on transient failures (no
   connection, a timeout, a 5xx) until the attempt's deadline (:data:`PATIENCE_S` when the worker gave none). The
   API stores a batch delivered twice once (:mod:`tradelab.server.reports`), so a post whose answer was lost is
