@@ -50,7 +50,7 @@ class Api:
     def start(self) -> None:
         command = [sys.executable, "-m", "tradelab.cli", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(command, env=self.env)
-        wait_healthy(self.url)
+        wait_healthy(self.url, timeout_s=120)  # a loaded machine takes long to import the app
 
     def stop(self) -> None:
         if self.process is not None:
