@@ -159,6 +159,29 @@ def test_the_unpacked_limit_is_inclusive(store: Store, tmp_path: Path) -> None:
     assert ingest_files([path], "BTCUSDT", limits=SizeLimits(unpacked_bytes=len(text)), store=store).added_rows == 6
 
 
+def _zip_with(path: Path, *, flag: int = 0, method: int = zipfile.ZIP_STORED) -> Path:
+    """A one-member ZIP with its general-purpose flags or compression method overwritten in both headers."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", "\n".join(GOOD))
+    data = bytearray(path.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    for flags, method_at in ((6, 8), (central + 8, central + 10)):
+        data[flags] |= flag
+        data[method_at] = method
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_encrypted_zip_is_an_error_line(seeded: Store, tmp_path: Path) -> None:
+    line = refused(seeded, str(_zip_with(tmp_path / "locked.zip", flag=0x1)))
+    assert "locked.zip: a.csv is encrypted in the ZIP" in line, line
+
+
+def test_a_zip_method_python_lacks_is_an_error_line(seeded: Store, tmp_path: Path) -> None:
+    line = refused(seeded, str(_zip_with(tmp_path / "aes.zip", method=99)))
+    assert "aes.zip: a.csv is compressed with a method Python cannot unpack (ZIP method 99)" in line, line
+
+
 def test_extra_fields_in_a_generic_csv_name_the_line(seeded: Store, tmp_path: Path) -> None:
     rows = [HEADER, "1706745600000,1,2,0.5,1.5,3", "1706745660000,1,2,0.5,1.5,3,7", "1706745720000,1,2,0.5,1.5,3"]
     line = refused(seeded, str(write_lines(tmp_path / "extra.csv", rows)))

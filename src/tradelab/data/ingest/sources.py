@@ -169,5 +169,16 @@ def _read_zip(raw: bytes, path: Path, limit: int) -> tuple[bytes, str]:
         if len(members) != 1:
             names = ", ".join(m.filename for m in members) or "nothing"
             raise DataError(f"expected one data file in the ZIP, found {names}", source=path)
-        with archive.open(members[0]) as stream:
-            return _read_capped(stream, limit, path), members[0].filename
+        member = members[0]
+        if member.flag_bits & 0x1:
+            raise DataError(f"{member.filename} is encrypted in the ZIP: unzip it with its password", source=path)
+        try:
+            stream = archive.open(member)
+        except NotImplementedError:
+            raise DataError(
+                f"{member.filename} is compressed with a method Python cannot unpack "
+                f"(ZIP method {member.compress_type}): unzip it with another tool",
+                source=path,
+            ) from None
+        with stream:
+            return _read_capped(stream, limit, path), member.filename
