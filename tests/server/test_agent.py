@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -45,10 +46,12 @@ class FakeTime:
         return self.now
 
 
-def _reporter(answers: list[Exception | int], time_: FakeTime, deadline: float | None = None) -> Reporter:
+def _reporter(
+    answers: list[Exception | int], time_: FakeTime, deadline: float | None = None
+) -> tuple[Reporter, list[tuple[str, str, Any]]]:
     """A reporter whose API gives ``answers`` in turn (an exception raised, or a status), then 201s; the requests
-    it got are in ``reporter.received``."""
-    received: list[tuple[str, str, dict | None]] = []
+    that API got."""
+    received: list[tuple[str, str, Any]] = []  # method, path, JSON body
 
     def answer(request: httpx.Request) -> httpx.Response:
         received.append((request.method, request.url.path, json.loads(request.content) if request.content else None))
@@ -68,8 +71,7 @@ def _reporter(answers: list[Exception | int], time_: FakeTime, deadline: float |
         clock=time_.clock,
         transport=httpx.MockTransport(answer),
     )
-    reporter.received = received  # type: ignore[attr-defined]
-    return reporter
+    return reporter, received
 
 
 POINT = {"key": "val/sharpe", "step": 512, "value": 1.0}
@@ -78,24 +80,25 @@ POINT = {"key": "val/sharpe", "step": 512, "value": 1.0}
 def test_a_delivery_is_retried_with_doubling_delays_until_the_api_is_back() -> None:
     time_ = FakeTime()
     down = httpx.ConnectError("connection refused")
-    reporter = _reporter([down, down, down, 503], time_)
+    reporter, received = _reporter([down, down, down, 503], time_)
     reporter.outbox.add_points([POINT])
     reporter.deliver()
     assert time_.delays == [FIRST_DELAY_S, 2 * FIRST_DELAY_S, 4 * FIRST_DELAY_S, 8 * FIRST_DELAY_S]
-    assert reporter.received[-1] == ("POST", "/api/runs/7/metrics", {"points": [POINT]})  # type: ignore[attr-defined]
-    assert len(reporter.received) == 5 and reporter.outbox.pending() == ([], [])  # type: ignore[attr-defined]
+    assert received[-1] == ("POST", "/api/runs/7/metrics", {"points": [POINT]})
+    assert len(received) == 5 and reporter.outbox.pending() == ([], [])
 
 
 def test_delays_are_capped_and_the_deadline_ends_the_tries_keeping_what_is_undelivered() -> None:
     time_ = FakeTime()
-    reporter = _reporter([httpx.ConnectError("refused")] * 100, time_, deadline=time_.now + 120)
+    reporter, received = _reporter([httpx.ConnectError("refused")] * 100, time_, deadline=time_.now + 120)
     reporter.outbox.add_points([POINT])
     with pytest.raises(ApiUnreachableError):
         reporter.deliver()
     assert time_.delays == [0.5, 1, 2, 4, 8, 16, MAX_DELAY_S, MAX_DELAY_S]  # the next 30 s would pass the deadline
+    assert len(received) == len(time_.delays) + 1  # a try before each wait and after the last
     assert time_.now <= 1_000.0 + 120 and reporter.outbox.pending() == ([POINT], [])
     unbounded = FakeTime()
-    patient = _reporter([httpx.ConnectError("refused")] * 100, unbounded)  # no deadline given: PATIENCE_S
+    patient, _ = _reporter([httpx.ConnectError("refused")] * 100, unbounded)  # no deadline given: PATIENCE_S
     with pytest.raises(ApiUnreachableError):
         patient.patiently("GET", "spec")
     assert PATIENCE_S - MAX_DELAY_S < sum(unbounded.delays) <= PATIENCE_S
@@ -103,29 +106,29 @@ def test_delays_are_capped_and_the_deadline_ends_the_tries_keeping_what_is_undel
 
 def test_a_refusal_ends_the_delivery_at_once() -> None:
     time_ = FakeTime()
-    reporter = _reporter([409], time_)
+    reporter, received = _reporter([409], time_)
     reporter.outbox.add_points([POINT])
     with pytest.raises(ReportRefusedError, match="409"):
         reporter.deliver()
-    assert time_.delays == [] and len(reporter.received) == 1  # type: ignore[attr-defined]
+    assert time_.delays == [] and len(received) == 1
     assert reporter.outbox.pending() == ([POINT], [])  # left for outcome.json
 
 
 def test_a_conflict_after_a_lost_answer_means_the_state_was_recorded_by_the_lost_try() -> None:
     for refusal in (409, 401):  # the move refused, or the token expired with the attempt the lost try ended
-        lost = _reporter([httpx.ReadTimeout("no answer"), refusal], FakeTime())
+        lost, _ = _reporter([httpx.ReadTimeout("no answer"), refusal], FakeTime())
         assert lost.patiently("POST", "status", {"state": "succeeded"}).status_code == refusal
-    refused = _reporter([httpx.ConnectError("refused"), 409], FakeTime())  # the first try never reached the API
+    refused, _ = _reporter([httpx.ConnectError("refused"), 409], FakeTime())  # the first try never reached the API
     with pytest.raises(ReportRefusedError):
         refused.patiently("POST", "status", {"state": "succeeded"})
 
 
 def test_reports_that_fail_wait_and_go_out_in_the_order_they_were_made() -> None:
-    reporter = _reporter([httpx.ConnectError("refused")], FakeTime())
+    reporter, received = _reporter([httpx.ConnectError("refused")], FakeTime())
     reporter.metrics(512, {"sharpe": 1.0, "trades": 3, "note": "x", "bad": float("nan")}, "val")  # one try: fails
     reporter.outbox.add_line("a line")
     reporter.metrics(1024, {"sharpe": 2.0}, "val")  # delivers what waited with the new point
-    posted = [body for _, _, body in reporter.received[1:]]  # type: ignore[attr-defined]
+    posted = [body for _, _, body in received[1:]]
     points = [("val/sharpe", 512, 1.0), ("val/trades", 512, 3.0), ("val/sharpe", 1024, 2.0)]
     assert posted == [
         {"points": [{"key": key, "step": step, "value": value} for key, step, value in points]},
