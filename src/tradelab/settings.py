@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import ByteSize, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     :param tools_dir: folder of manifest tools (``<name>/tool.toml``); the repository's ``tools/`` when unset.
     :param web_dir: the built dashboard (``index.html`` and ``assets/``) that ``tradelab serve`` serves at ``/``;
         the repository's ``frontend/dist`` when unset.
+    :param max_body: the largest request body the API reads where no limit below applies (``64KiB``, ``1MB``, …;
+        a larger body is a 413): requests there are small JSON objects.
+    :param max_metrics_body: the largest metrics batch (about 65 bytes a point: 100,000 points take 6.5 MB).
+    :param max_logs_body: the largest body of the runs' routes, whose largest is a batch of log lines.
+    :param max_config_body: the largest body of the experiment and env-config routes (configs).
     """
 
     model_config = SettingsConfigDict(env_prefix="TRADELAB_", extra="ignore")
@@ -38,6 +43,10 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     tools_dir: Path | None = None
     web_dir: Path | None = None
+    max_body: ByteSize = ByteSize(64 * 2**10)
+    max_metrics_body: ByteSize = ByteSize(16 * 2**20)
+    max_logs_body: ByteSize = ByteSize(16 * 2**20)
+    max_config_body: ByteSize = ByteSize(2**20)
 
     @property
     def data_dir(self) -> Path:

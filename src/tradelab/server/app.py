@@ -1,5 +1,5 @@
-"""The FastAPI application: :func:`create_app` wires the database, the routers, request ids, logging and the
-built dashboard.
+"""The FastAPI application: :func:`create_app` wires the database, the routers with their body limits, request
+ids, logging and the built dashboard.
 
 ``tradelab serve`` runs it with uvicorn. CORS is off unless ``TRADELAB_CORS_ORIGINS`` lists origins.
 """
@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DataError
 from tradelab import __version__
 from tradelab.server.db import make_engine, session_factory
 from tradelab.server.deps import AUTH_RESPONSES
+from tradelab.server.limits import TOO_LARGE_RESPONSES, AuthBeforeBody, bounded_validation_error, max_body_size
 from tradelab.server.routes import catalog, health, operations
 from tradelab.server.web_app import serve_web_app
 from tradelab.settings import get_settings
@@ -36,14 +38,18 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app = FastAPI(title="tradelab control plane", version=__version__)
     app.state.engine = make_engine(database_url)
     app.state.sessions = session_factory(app.state.engine)
-    app.include_router(health.router)
+    settings = get_settings()
+    app.include_router(health.router, responses=TOO_LARGE_RESPONSES, max_body_size=settings.max_body)
+    responses = {**AUTH_RESPONSES, **TOO_LARGE_RESPONSES}
     for router in [*catalog.routers, *operations.routers]:
-        app.include_router(router, prefix="/api", responses=AUTH_RESPONSES)
-    serve_web_app(app, get_settings().web_app_dir)
+        app.include_router(router, prefix="/api", responses=responses, max_body_size=max_body_size(router, settings))
+    serve_web_app(app, settings.web_app_dir)
+    app.add_middleware(AuthBeforeBody)
     origins = [o for o in os.environ.get("TRADELAB_CORS_ORIGINS", "").split(",") if o]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
     app.exception_handler(DataError)(_refused_value)
+    app.exception_handler(RequestValidationError)(bounded_validation_error)
     app.middleware("http")(_request_ids)
     return app
 
