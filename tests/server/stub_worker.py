@@ -29,7 +29,8 @@ class StubReconciler(Reconciler):
 
 
 def stub_reconciler(db_url: str, root: Path, seconds: float, **config: object) -> StubReconciler:
-    """A :class:`StubReconciler` over ``db_url`` with a local backend in ``root``."""
+    """A :class:`StubReconciler` over ``db_url`` with a local backend in ``root``, the runs' folders beside it."""
+    config = {"storage_url": (root.parent / "artifacts").as_uri(), **config}
     reconciler = StubReconciler(make_engine(db_url), LocalBackend(root, hourly_price=1.0), WorkerConfig(**config))  # type: ignore[arg-type]
     reconciler.seconds = seconds
     return reconciler

@@ -23,6 +23,7 @@ from tradelab.compute.runpod_pods import RunPodBackend, RunPodConfig
 from tradelab.server.db import make_engine, session_factory, transaction
 from tradelab.server.models import Budget, Event, Experiment, Run, RunState
 from tradelab.server.worker import Reconciler, WorkerConfig
+from tradelab.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU = "NVIDIA GeForce RTX 4090"  # secure 0.69/h: a run with a max wall time of 1 h reserves 0.69
@@ -36,7 +37,10 @@ def fake(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     entrypoint = [sys.executable, "-m", "tests.server.stub_pod"]
     with FakeRunPod(tmp_path / "runpod", start_delay_s=0.3, entrypoint=entrypoint, base_env=env) as server:
         monkeypatch.setenv("RUNPOD_API_BASE_URL", server.url)
+        monkeypatch.setenv("TRADELAB_HOME", str(tmp_path / "home"))  # the runs' folders (their outcomes) go there
+        get_settings.cache_clear()
         yield server
+    get_settings.cache_clear()
 
 
 def reconciler(db_url: str, *, pods: dict[str, Any] | None = None, **config: Any) -> Reconciler:
@@ -195,7 +199,7 @@ FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any], RunState]] = {
     "fail_create": ({"fail_create": 5}, {}, RunState.SUCCEEDED),  # more than one tick's retries
     "ghost_create": ({"ghost_create": 2}, {}, RunState.SUCCEEDED),
     "no_capacity": ({"no_capacity": 5}, {}, RunState.SUCCEEDED),
-    "stuck_pending": ({"stuck_pending": 1}, {"start_grace_s": 5.0}, RunState.SUCCEEDED),  # on its second attempt
+    "stuck_pending": ({"stuck_pending": 1}, {"start_grace_s": 10.0}, RunState.SUCCEEDED),  # on its second attempt
     "terminate_failures": ({"terminate_failures": 4}, {}, RunState.SUCCEEDED),
     "latency_s": ({"latency_s": 0.1}, {}, RunState.SUCCEEDED),
     "preempt_after_s": ({"preempt_after_s": 0.3}, {"max_preemptions": 2}, RunState.FAILED),  # gives up

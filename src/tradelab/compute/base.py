@@ -2,7 +2,8 @@
 
 Every resource a backend starts is tagged with the lab's id, the run's id and an idempotency key, so that
 ``start`` is idempotent (a reconciler that crashed after starting and retries gets the same resource back)
-and orphans (resources no run owns) can be found with :meth:`ComputeBackend.list_owned`.
+orphans (resources no run owns) can be found with :meth:`ComputeBackend.list_owned`, and a start whose resource
+was never recorded can be found again with :meth:`ComputeBackend.find`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class ComputeBackend(ABC):
 
         :raises ComputeError: the backend refused or could not be reached (``transient`` says whether to retry).
         """
+
+    @abstractmethod
+    def find(self, idempotency_key: str) -> Handle | None:
+        """The resource started with ``idempotency_key``, running or ended, without starting one; None when the
+        backend has none (never started, or gone): how a restarted reconciler adopts a start it never recorded."""
 
     @abstractmethod
     def status(self, handle: Handle) -> ComputeState:

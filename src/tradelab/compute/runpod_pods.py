@@ -170,6 +170,11 @@ class RunPodBackend(ComputeBackend):
         mutation = re.sub(r"input:\s*\{", f"input: {{ bidPerGpu: {bid_per_gpu:.4f},", mutation, count=1)
         return str(run_graphql_query(mutation)["data"]["podRentInterruptable"]["id"])
 
+    def find(self, idempotency_key: str) -> Handle | None:
+        """The lab's pod tagged with ``idempotency_key`` (a terminated pod is no longer listed: None)."""
+        pod_id = self._call(f"find the pod of {idempotency_key}", lambda: self._find(idempotency_key))
+        return None if pod_id is None else Handle(self.name, pod_id)
+
     def status(self, handle: Handle) -> ComputeState:
         """From the pod's desired status and runtime (a pod without a runtime is still pulling its image)."""
         pod = self._pod(handle.resource_id)

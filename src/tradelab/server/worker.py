@@ -12,13 +12,21 @@ and refuse at launch a ``max_cost`` that cannot cover one attempt. Then:
    FOR UPDATE SKIP LOCKED`` on Postgres; a conditional ``UPDATE … RETURNING`` under SQLite's write lock),
    checking the budget atomically: the worst-case cost (hourly price × max wall time) is reserved against the
    budgets (``Run.reserved``), or the run fails with "budget exhausted";
-2. **start** claimed runs on the backend with an idempotency key and a run-scoped token;
-3. **watch** active runs: record what they cost so far (``Run.cost``, the reservation shrinking as the cost
+2. **start** claimed runs on the backend with an idempotency key and a run-scoped token (its env also holds the
+   attempt's number and wall-time deadline);
+3. **adopt** active runs whose compute was started but never recorded (the worker died in between, or the run's
+   agent reported ``running`` first): the backend finds it by the attempt's idempotency key and its id is
+   recorded; a ``running`` run whose compute is gone ends its attempt (below). Every active run thus has a
+   recorded compute that **watch** covers, or a start that a live worker (its lease) or this phase covers;
+4. **watch** active runs: record what they cost so far (``Run.cost``, the reservation shrinking as the cost
    accrues); cancel on request; stop them at the max wall time, when idle (no heartbeat, or heartbeats that
    show no CPU or GPU work) or when their budget is spent; retry runs whose process ended without reporting;
-   requeue runs whose interruptible pod was preempted (they resume from their last checkpoint);
-4. **settle** runs that ended: their compute is terminated and its final cost recorded, the reservation released;
-5. **reap** orphans: backend resources that no active run owns are terminated.
+   requeue runs whose interruptible pod was preempted (they resume from their last checkpoint). An attempt
+   ends only once its compute is terminated (no attempt reports beside the next one), and first by the outcome
+   its agent left in the run's folder (``attempts/<k>/outcome.json``, :mod:`tradelab.server.outcomes`): a run
+   that finished while the API was unreachable is recorded as it ended, with the reports that never arrived;
+5. **settle** runs that ended: their compute is terminated and its final cost recorded, the reservation released;
+6. **reap** orphans: backend resources that no active run owns are terminated.
 """
 
 from __future__ import annotations
@@ -32,18 +40,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select, text, update
+from sqlalchemy import ColumnElement, Engine, delete, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradelab.compute.base import ComputeBackend, ComputeError, ComputeSpec, ComputeState, Handle
+from tradelab.faults import fault_point
 from tradelab.server.budgets import attempt_wall_time_s, remaining_budget
 from tradelab.server.db import is_sqlite, session_factory, transaction
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, Token, Watch, Worker, utcnow
+from tradelab.server.outcomes import Outcome, read_outcome
+from tradelab.server.reports import store_logs, store_metrics
 from tradelab.server.routes.jobs import evaluate_later, model_problem
-from tradelab.server.routes.runs import LaunchOptions
+from tradelab.server.routes.runs import LaunchOptions, input_runs
+from tradelab.server.run_folders import check_artifact_url, run_folder
 from tradelab.server.security import issue_token
-from tradelab.settings import get_settings
 
 logger = logging.getLogger(__name__)
 _ACTIVE = (RunState.STARTING, RunState.RUNNING)
@@ -89,6 +100,7 @@ class TickReport:
     scheduled: list[int] = field(default_factory=list)
     claimed: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
+    adopted: list[int] = field(default_factory=list)
     ended: dict[int, str] = field(default_factory=dict)
     reaped: list[str] = field(default_factory=list)
 
@@ -113,10 +125,11 @@ class Reconciler:
         self.prices: dict[str, float] = {}
 
     def tick(self) -> TickReport:
-        """One pass of check-in, schedule, watch, settle, claim, start and reap."""
+        """One pass of check-in, schedule, adopt, watch, settle, claim, start and reap."""
         report = TickReport()
         self._check_in()
         self._schedule(report)
+        self._adopt(report)
         self._watch(report)
         self._settle()
         self._claim(report)
@@ -131,9 +144,9 @@ class Reconciler:
             try:
                 report = self.tick()
                 backoff = interval_s
-                if report.scheduled or report.claimed or report.ended or report.reaped:
-                    extra = {"scheduled": report.scheduled, "claimed": report.claimed, "ended": report.ended}
-                    logger.info("tick", extra={**extra, "reaped": report.reaped})
+                if report.scheduled or report.claimed or report.adopted or report.ended or report.reaped:
+                    extra = {"scheduled": report.scheduled, "claimed": report.claimed, "adopted": report.adopted}
+                    logger.info("tick", extra={**extra, "ended": report.ended, "reaped": report.reaped})
             except OperationalError as error:
                 backoff = min(backoff * 2, 30.0)
                 logger.warning(
@@ -264,7 +277,7 @@ class Reconciler:
             (Run.state == RunState.STARTING)
             & Run.compute_id.is_(None)
             & (Run.backend == self.backend.name)
-            & or_(Run.start_lease == self.id, Run.start_lease.is_(None), Run.start_lease_at < now - self._adopt_after)
+            & self._free_start(now)
         )
         jobs = []
         with transaction(self.sessions) as session:
@@ -285,17 +298,21 @@ class Reconciler:
             except ComputeError as error:
                 self._start_failed(run_id, error, report)
                 continue
+            fault_point("worker.compute_started")
             with transaction(self.sessions) as session:
                 run = session.get(Run, run_id)
-                if run is not None and run.state == RunState.STARTING:
+                # its agent may have reported running already; adopted meanwhile by another worker: the same compute
+                if run is not None and run.state in _ACTIVE and run.compute_id in (None, handle.resource_id):
                     run.compute_id = handle.resource_id
                     report.started.append(run_id)
                 else:  # cancelled or ended meanwhile: the next reap stops what was started
                     logger.info("run ended while starting", extra={"run_id": run_id})
 
-    @property
-    def _adopt_after(self) -> timedelta:
-        return timedelta(seconds=self.config.adopt_after_s)
+    def _free_start(self, now: datetime) -> ColumnElement[bool]:
+        """Runs whose start is this reconciler's, or nobody's: unleased, or leased by a worker that died (its lease
+        went stale)."""
+        stale = now - timedelta(seconds=self.config.adopt_after_s)
+        return or_(Run.start_lease == self.id, Run.start_lease.is_(None), Run.start_lease_at < stale)
 
     def _start_failed(self, run_id: int, error: ComputeError, report: TickReport) -> None:
         """A refused start fails the attempt; a transient one is retried next tick, until the start grace ends."""
@@ -319,19 +336,51 @@ class Reconciler:
         for token in session.scalars(select(Token).where(Token.run_id == run.id, Token.revoked_at.is_(None))):
             token.revoked_at = utcnow()  # one live token per run: the current attempt's
         secret = issue_token(session, f"run {run.id} attempt {run.attempts}", role="run", run_id=run.id)
-        storage = self.config.storage_url or (get_settings().home / "artifacts").as_uri()
+        wall_time = self._max_wall_time(session, run)
+        deadline = (_aware(run.started_at) or utcnow()).timestamp() + wall_time  # as watch's max wall time counts
         env = {
             **self.config.env,
             "TRADELAB_API_URL": self.config.api_url,
             "TRADELAB_RUN_TOKEN": secret,
-            "TRADELAB_RUN_URL": f"{storage.rstrip('/')}/runs/run-{run.id}",
+            "TRADELAB_RUN_URL": self._run_url(run.id),
+            "TRADELAB_ATTEMPT": str(run.attempts),
+            "TRADELAB_DEADLINE": str(deadline),
         }
         if self.config.data_url:
             env["TRADELAB_DATA_URL"] = self.config.data_url
         command = ["tradelab", "worker", "run", "--run-id", str(run.id), "--seed", str(run.seed)]
-        return ComputeSpec(command, env, self._max_wall_time(session, run), run.gpu_type)
+        return ComputeSpec(command, env, wall_time, run.gpu_type)
 
-    # 3. watch
+    def _run_url(self, run_id: int) -> str:
+        """The run's artifact folder (every attempt writes there)."""
+        return run_folder(run_id, self.config.storage_url)
+
+    # 3. adopt
+    def _adopt(self, report: TickReport) -> None:
+        """Record the compute of active runs whose start was never recorded; end the attempt of a ``running`` one
+        whose compute is gone (a ``starting`` one without compute is left to :meth:`_start`)."""
+        now = utcnow()
+        unrecorded = (
+            Run.state.in_(_ACTIVE)
+            & Run.compute_id.is_(None)
+            & (Run.backend == self.backend.name)
+            & ((Run.state == RunState.RUNNING) | self._free_start(now))  # a running one's start is over, whoever's
+        )
+        with transaction(self.sessions) as session:
+            for run in session.scalars(select(Run).where(unrecorded)).all():
+                try:
+                    handle = self.backend.find(run.idempotency_key)  # type: ignore[arg-type]  # set at the claim
+                    if handle is not None:
+                        run.compute_id = handle.resource_id
+                        report.adopted.append(run.id)
+                    elif run.state == RunState.RUNNING:
+                        gone = f"its compute ({run.idempotency_key}) is gone, and was never recorded"
+                        self._attempt_over(session, run, RunState.FAILED, gone)
+                        report.ended[run.id] = run.state
+                except (ComputeError, OSError) as error:  # the backend or the storage is unreachable: next tick
+                    logger.warning("could not adopt a run", extra={"run_id": run.id, "error": str(error)[:200]})
+
+    # 4. watch
     def _watch(self, report: TickReport) -> None:
         now = utcnow()
         with transaction(self.sessions) as session:
@@ -341,18 +390,14 @@ class Reconciler:
             for run in active:
                 try:
                     self._accrue(session, run)
-                    outcome = self._verdict(session, run, now)
-                    if outcome is None:
+                    verdict = self._verdict(session, run, now)
+                    if verdict is None:
                         continue
-                    state, error = outcome
                     self._stop(session, run)
-                except ComputeError as error:  # this run's pod could not be read or stopped: try again next tick
+                    self._attempt_over(session, run, *verdict)
+                except (ComputeError, OSError) as error:  # its compute or its folder could not be read: next tick
                     logger.warning("compute call failed", extra={"run_id": run.id, "error": str(error)[:200]})
                     continue
-                if state == RunState.QUEUED:
-                    self._requeue_preempted(session, run, error)
-                else:
-                    self._retry_or_end(session, run, state, error)
                 report.ended[run.id] = run.state
 
     def _accrue(self, session: Session, run: Run) -> None:
@@ -364,10 +409,55 @@ class Reconciler:
             run.attempt_cost = cost
 
     def _stop(self, session: Session, run: Run) -> None:
-        """Terminate the run's compute and settle what its attempt cost."""
-        self.backend.terminate(Handle(self.backend.name, run.compute_id))  # type: ignore[arg-type]
+        """Terminate the run's compute and settle what its attempt cost.
+
+        :raises ComputeError: (transient) the compute still runs: nothing is settled, and its attempt goes on.
+        """
+        handle = Handle(self.backend.name, run.compute_id)  # type: ignore[arg-type]
+        self.backend.terminate(handle)
+        if self.backend.status(handle) in (ComputeState.PENDING, ComputeState.RUNNING):
+            raise ComputeError(f"{handle.resource_id} still runs after its termination", transient=True)
         self._accrue(session, run)
         run.reserved = 0.0
+
+    def _attempt_over(self, session: Session, run: Run, state: RunState, error: str | None) -> None:
+        """The attempt's compute is stopped or gone: end the run as the outcome its agent left says, else go to
+        ``state`` (a retry when attempts remain, a requeue when preempted).
+
+        :raises OSError: the run's folder could not be read (the attempt is over, its outcome unknown yet).
+        """
+        if state != RunState.CANCELLED:
+            try:
+                outcome = read_outcome(self._run_url(run.id), run.attempts)
+                if outcome is not None:
+                    self._record_outcome(session, run, outcome)
+                    return
+            except ValueError as problem:  # an unreadable outcome, or reports in it the lab refuses
+                error = f"{error}; its outcome was not recorded: {problem}"
+        if state == RunState.QUEUED:
+            self._requeue_preempted(session, run, error)
+        else:
+            self._retry_or_end(session, run, state, error)
+
+    def _record_outcome(self, session: Session, run: Run, outcome: Outcome) -> None:
+        """End the run as its attempt's outcome says, storing the reports that never reached the API (a run's own
+        failure is not retried; a success is never recorded failed).
+
+        :raises ValueError: a metric point the lab refuses (nothing is stored then).
+        """
+        store_metrics(session, run.id, outcome.metrics)
+        store_logs(session, run.id, outcome.logs)
+        if outcome.state == "failed":
+            self._end(session, run, RunState.FAILED, outcome.error or "failed (its outcome gives no error)")
+            return
+        note = None
+        if outcome.artifact_url is not None:
+            reads, root = input_runs(run.params or {}), self.config.storage_url
+            try:
+                run.artifact_url = check_artifact_url(session, run.id, reads, outcome.artifact_url, root)
+            except ValueError as problem:
+                note = f"its artifact folder was not recorded: {problem}"
+        self._end(session, run, RunState.SUCCEEDED, note)
 
     def _verdict(self, session: Session, run: Run, now: datetime) -> tuple[RunState, str | None] | None:
         """Why an active run must stop now (its next state and error), or None to let it go on."""
@@ -428,7 +518,7 @@ class Reconciler:
         run.state, run.error, run.ended_at = state, error, utcnow()
         _event(session, run, previous)
 
-    # 4. settle
+    # 5. settle
     def _settle(self) -> None:
         """Runs that ended (by their own report, or here) with compute still accounted: stop it, record its cost."""
         with transaction(self.sessions) as session:
@@ -446,7 +536,7 @@ class Reconciler:
                 except ComputeError as error:
                     logger.warning("could not settle a run", extra={"run_id": run.id, "error": str(error)[:200]})
 
-    # 5. reap
+    # 6. reap
     def _reap(self, report: TickReport) -> None:
         owned = self.backend.list_owned()
         if not owned:
@@ -456,9 +546,10 @@ class Reconciler:
             for resource in owned:
                 run = runs.get(resource.run_id)
                 active = run is not None and run.state in _ACTIVE and run.compute_id == resource.handle.resource_id
-                finishing = (
+                finishing = (  # started, not recorded yet (by the worker starting it, or by the next adopt)
                     run is not None
-                    and run.state == RunState.STARTING
+                    and run.state in _ACTIVE
+                    and run.compute_id is None
                     and run.idempotency_key == resource.idempotency_key
                 )
                 if not (active or finishing):
