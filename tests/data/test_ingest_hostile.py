@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.core import TyperGroup
 from typer.main import get_command
@@ -148,6 +149,18 @@ def test_a_decompression_bomb_is_refused_without_inflating_it(
         tracemalloc.stop()
     assert f"{name}: unpacks to more than 1.0MiB; pass --max-unpacked-size" in line, line
     assert peak < 16 * MiB
+
+
+def test_a_parquet_bomb_is_refused_from_its_footer(seeded: Store, tmp_path: Path) -> None:
+    rows = 2_000_000  # constant columns: run-length encoded into a few kB
+    path = tmp_path / "bomb.parquet"
+    constant = {"ts": pl.repeat(1_706_745_600_000, rows, eager=True), "open": pl.repeat(1.0, rows, eager=True)}
+    pl.DataFrame(constant).write_parquet(path)
+    data = bytearray(path.read_bytes())
+    data[8 : len(data) // 2] = b"\xff" * (len(data) // 2 - 8)  # pages unreadable, footer intact: no page is read
+    path.write_bytes(bytes(data))
+    line = refused(seeded, str(path), "--max-unpacked-size", "1MiB")
+    assert "bomb.parquet: holds 2,000,000 rows × 2 columns, at least 30.5MiB unpacked, over the 1.0MiB limit" in line
 
 
 def test_the_unpacked_limit_is_inclusive(store: Store, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from tradelab.data.ingest.binance import looks_like_binance, read_binance
 from tradelab.data.ingest.checks import check_bars, collapse_duplicates
 from tradelab.data.ingest.freqtrade import read_freqtrade
 from tradelab.data.ingest.generic_csv import GenericOptions, read_generic
-from tradelab.data.ingest.sources import SizeLimits, check_text, read_bytes
+from tradelab.data.ingest.sources import SizeLimits, check_parquet_size, check_text, read_bytes
 from tradelab.data.ingest.tables import LINE, RawTable
 from tradelab.data.ingest.timestamps import TsUnit
 from tradelab.data.manifest import Repair, SourceRecord
@@ -90,13 +90,16 @@ def read_file(
 
     :raises DataError: naming the file, line and column of the first problem.
     """
+    limits = limits or SizeLimits()
     content = read_bytes(path, limits)
     data, source = content.data, str(path)
     chosen = detect_format(content.name, data) if fmt == "auto" else fmt
     options = options or GenericOptions()
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(lambda: content.sha256)  # hashing releases the GIL: overlap it with parsing
-        if chosen != "parquet":
+        if chosen == "parquet":
+            check_parquet_size(data, source, limits.unpacked_bytes)
+        else:
             check_text(data, source)
         raw: RawTable
         if chosen == "binance":

@@ -15,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO
 
+import polars as pl
 from pydantic import ByteSize
 
 from tradelab.data.errors import DataError
@@ -99,6 +100,26 @@ def check_text(data: bytes, source: str) -> None:
         source=source,
         line=data.count(b"\n", 0, bad) + 1,
     )
+
+
+def check_parquet_size(data: bytes, source: str, limit: int) -> None:
+    """Refuse a Parquet file whose rows unpack to more than ``limit`` bytes, from its footer alone.
+
+    Parquet compresses and run-length encodes its pages, so a small file can hold billions of rows; its
+    footer says how many. 8 bytes a value is a lower bound (strings take more). A footer that cannot be
+    read is left to the reader, whose error names the problem.
+    """
+    try:
+        rows = pl.scan_parquet(BytesIO(data)).select(pl.len()).collect().item()
+        columns = len(pl.read_parquet_schema(BytesIO(data)))
+    except pl.exceptions.PolarsError:
+        return
+    if rows * columns * 8 > limit:
+        raise DataError(
+            f"holds {rows:,} rows × {columns} columns, at least {ByteSize(rows * columns * 8).human_readable()} "
+            f"unpacked, over the {ByteSize(limit).human_readable()} limit; pass --max-unpacked-size to allow more",
+            source=source,
+        )
 
 
 def _first_invalid_utf8(data: bytes, end: int) -> int:
