@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -76,7 +76,7 @@ def _has_body(headers: Headers) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _authenticate(request: Request, credentials: Any) -> None:
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
     """:func:`~tradelab.server.deps.current_token` in a session of its own (a 503 when the database is down)."""
     with contextmanager(get_session)(request) as session:
         current_token(session, credentials)
