@@ -201,6 +201,20 @@ def test_extra_fields_in_a_generic_csv_name_the_line(seeded: Store, tmp_path: Pa
     assert "extra.csv, line 3: 7 fields where the header has 6" in line, line
 
 
+def test_an_unclosed_quote_names_the_line_where_it_opens(seeded: Store, tmp_path: Path) -> None:
+    rows = [HEADER, "1706745600000,1,2,0.5,1.5,3", '"1706745660000,1,2,0.5,1.5,3', *GOOD[2:5]]
+    line = refused(seeded, str(write_lines(tmp_path / "quote.csv", rows)))
+    assert "quote.csv, line 3: 1 fields where the header has 6" in line, line
+    assert "a quoted field runs from here to line 6" in line, line
+
+
+def test_a_header_of_many_columns_is_listed_briefly(seeded: Store, tmp_path: Path) -> None:
+    names = [f"c{i}" for i in range(100_000)]
+    line = refused(seeded, str(write_lines(tmp_path / "wide.csv", [",".join(names), ",".join("1" * len(names))])))
+    assert "wide.csv, column 'ts': missing column 'ts' (columns: c0, c1," in line, line
+    assert "c19, ... (100,000 in all)" in line and len(line) < 500, line
+
+
 def test_extra_fields_in_a_binance_file_name_the_line(seeded: Store, tmp_path: Path) -> None:
     rows = [*GOOD[:3], GOOD[3] + ",0", *GOOD[4:]]
     line = refused(seeded, str(write_lines(tmp_path / "klines.csv", rows)), "--format", "binance")

@@ -102,7 +102,7 @@ def _map_columns(found: list[str], explicit: dict[str, str], source: str) -> dic
         if name in explicit:
             if explicit[name] not in found:
                 raise DataError(
-                    f"column '{explicit[name]}' (mapped to {name}) is not in the file (columns: {', '.join(found)})",
+                    f"column '{explicit[name]}' (mapped to {name}) is not in the file (columns: {_listing(found)})",
                     source=source,
                     column=explicit[name],
                 )
@@ -113,11 +113,17 @@ def _map_columns(found: list[str], explicit: dict[str, str], source: str) -> dic
             mapping[name] = match
         elif name not in OPTIONAL:
             raise DataError(
-                f"missing column '{name}' (columns: {', '.join(found)}); map it with --columns {name}=NAME",
+                f"missing column '{name}' (columns: {_listing(found)}); map it with --columns {name}=NAME",
                 source=source,
                 column=name,
             )
     return mapping
+
+
+def _listing(names: list[str], shown: int = 20) -> str:
+    """The file's column names for a message: the first ``shown`` (a hostile header can hold millions)."""
+    more = f", ... ({len(names):,} in all)" if len(names) > shown else ""
+    return ", ".join(name[:40] for name in names[:shown]) + more
 
 
 def _parse_ts(table: pl.DataFrame, options: GenericOptions, source: str, column: str, unit: str) -> pl.Series:

@@ -102,14 +102,17 @@ def ragged_line(data: bytes, *, source: str, separator: str, has_header: bool) -
     rows = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""), delimiter=separator)
     try:
         width = len(next(rows, []))
+        start = rows.line_num + 1
         for row in rows:
             if row and len(row) != width:
                 first = "the header" if has_header else "the first line"
+                spans = f"; a quoted field runs from here to line {rows.line_num}" if rows.line_num > start else ""
                 return DataError(
-                    f"{len(row)} fields where {first} has {width}: a stray or missing {separator!r}?",
+                    f"{len(row)} fields where {first} has {width}: a stray or missing {separator!r}?{spans}",
                     source=source,
-                    line=rows.line_num,
+                    line=start,
                 )
+            start = rows.line_num + 1
     except csv.Error:  # e.g. a field over the csv module's size limit: the caller's message will do
         pass
     return None
