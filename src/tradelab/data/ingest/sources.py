@@ -110,8 +110,8 @@ def check_parquet_size(data: bytes, source: str, limit: int) -> None:
     read is left to the reader, whose error names the problem.
     """
     try:
-        rows = pl.scan_parquet(BytesIO(data)).select(pl.len()).collect().item()
-        columns = len(pl.read_parquet_schema(BytesIO(data)))
+        table = pl.scan_parquet(BytesIO(data))
+        rows, columns = table.select(pl.len()).collect().item(), len(table.collect_schema())
     except pl.exceptions.PolarsError:
         return
     if rows * columns * 8 > limit:
@@ -152,7 +152,7 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
             if size > limit:  # refused before reading: a sparse file costs nothing to make, and a lot to read
-                _too_big(path, size, limit)
+                raise _too_big(path, size, limit)
             raw = file.read(size)
             if file.read(1):
                 raise DataError("the file grew while it was read; ingest it once it is complete", source=path)
@@ -161,8 +161,8 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
     return raw
 
 
-def _too_big(path: Path, size: int, limit: int) -> None:
-    raise DataError(
+def _too_big(path: Path, size: int, limit: int) -> DataError:
+    return DataError(
         f"the file is {ByteSize(size).human_readable()}, over the {ByteSize(limit).human_readable()} limit; "
         "pass --max-file-size to allow more",
         source=path,
