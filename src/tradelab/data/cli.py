@@ -102,6 +102,7 @@ def ingest(
         int,
         typer.Option(
             parser=_byte_size,
+            metavar="SIZE",
             show_default="1GiB",
             help="Refuse a file larger than this (500MB, 2GiB...) before reading it.",
         ),
@@ -110,8 +111,10 @@ def ingest(
         int,
         typer.Option(
             parser=_byte_size,
+            metavar="SIZE",
             show_default="1GiB",
-            help="Refuse a gzip or ZIP file that unpacks to more than this, as soon as it does.",
+            help="Refuse a gzip or ZIP file that unpacks to more than this (as soon as it does), "
+            "or a Parquet file whose rows take more.",
         ),
     ] = DEFAULT_MAX_UNPACKED_BYTES,
 ) -> None:
