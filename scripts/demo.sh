@@ -51,6 +51,9 @@ step "10. The control plane: API + worker ($backend backend) on SQLite; the expe
 token="$(tl init | tail -n 1)"
 port="${DEMO_PORT:-$("${PYTHON_BIN:-.venv/bin/python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 url="http://127.0.0.1:$port"
+if [ "$backend" = "runpod-fake" ]; then  # the API accepts and reads run artifacts under this root only, as the worker
+  export TRADELAB_STORAGE_URL="file://$TRADELAB_HOME/storage"
+fi
 # Started directly (not through the tl function), so that $! is the process itself and the trap stops it.
 "${TRADELAB_BIN:-.venv/bin/tradelab}" serve --port "$port" > "$TRADELAB_HOME/serve.log" 2>&1 &
 serve_pid=$!
@@ -59,7 +62,7 @@ fake_pid=""
 if [ "$backend" = "runpod-fake" ]; then
   # The fake RunPod API on loopback: the real SDK talks to it, its "pods" run the real `tradelab worker run`
   # in their own empty home, so they pull the dataset from storage (pushed here) like a real pod would.
-  storage="file://$TRADELAB_HOME/storage"
+  storage="$TRADELAB_STORAGE_URL"
   tl data push SYNTH-BTC --to "$storage/data"
   "${PYTHON_BIN:-.venv/bin/python}" -m tradelab.compute.fake_runpod --root "$TRADELAB_HOME/fake-runpod" \
       --start-delay 2 > "$TRADELAB_HOME/fake-runpod.log" 2>&1 &

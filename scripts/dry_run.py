@@ -104,6 +104,7 @@ def rehearse(home: Path, timesteps: int) -> int:
         "TRADELAB_TOOLS_DIR": str(tools),
     }
     storage = f"file://{home}/storage"
+    env["TRADELAB_STORAGE_URL"] = storage  # the API accepts and reads run artifacts under it only, as the worker
     step("1. Synthesise 21 days of 1-minute candles, ingest them, push the dataset to storage")
     raw = home / "raw" / f"{SYMBOL}.zip"
     lab(env, "data", "synth", "--symbol", SYMBOL, "--days", "21", "--seed", "3", "--out", str(raw))

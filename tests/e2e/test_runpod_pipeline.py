@@ -97,6 +97,7 @@ def lab(home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
         env = {
             **os.environ,
             "TRADELAB_HOME": str(home),
+            "TRADELAB_STORAGE_URL": storage.as_uri(),  # the API accepts and reads run artifacts under it only
             "TRADELAB_TOOLS_DIR": str(tools.parent),
             "RUNPOD_API_BASE_URL": fake.url,
             "TRADELAB_RUNPOD_API_KEY": "rp-account-key",
