@@ -160,7 +160,7 @@ def test_experiments_validate_filter_update_and_clone(client: TestClient) -> Non
     plain = client.post(f"/api/experiments/{created['id']}/clone")
     assert plain.status_code == 201 and plain.json()["config"] == created["config"]
     failed = client.post(f"/api/experiments/{created['id']}/clone", json={"set": ["n_envs=0", "nonsense"]})
-    assert failed.status_code == 422 and [e["loc"] for e in failed.json()["detail"]] == [["body", "set"]]
+    assert failed.status_code == 422 and [e["loc"] for e in failed.json()["detail"]] == [["body", "set", 1]]
     assert client.get("/api/experiments/999").status_code == 404
     assert client.post("/api/experiments/999/clone").status_code == 404
 

@@ -39,7 +39,7 @@ def _succeeded(client: TestClient, experiment_id: int, seeds: range) -> list[int
 def test_a_sweep_is_a_run_of_its_own_kind_and_needs_a_sweep_section(client: TestClient) -> None:
     plain = _experiment(client)
     refused = client.post(f"/api/experiments/{plain}/sweeps", json={"trials": 2})
-    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "config", "sweep"]
+    assert refused.status_code == 409 and refused.json()["detail"][0]["loc"] == ["body", "config", "sweep"]
     assert "sweep" in refused.json()["detail"][0]["msg"]
     swept = _experiment(client, sweep=SWEEP)
     run = client.post(f"/api/experiments/{swept}/sweeps", json={"trials": 3, "backend": "local", "max_cost": 2})
@@ -52,19 +52,19 @@ def test_an_ensemble_takes_only_succeeded_trained_runs_of_its_experiment(client:
     experiment = _experiment(client)
     members = _succeeded(client, experiment, range(2))
     queued = client.post(f"/api/experiments/{experiment}/runs", json={}).json()["id"]
-    for body, loc in [
-        ({"members": [members[0], queued]}, ["body", "members", 1]),
-        ({"members": [members[0], members[0]]}, ["body", "members"]),
-        ({"members": [members[0], 999]}, ["body", "members", 1]),
+    for body, code, loc in [
+        ({"members": [members[0], queued]}, 409, ["body", "members", 1]),
+        ({"members": [members[0], members[0]]}, 422, ["body", "members"]),
+        ({"members": [members[0], 999]}, 409, ["body", "members", 1]),
     ]:
         refused = client.post(f"/api/experiments/{experiment}/ensembles", json=body)
-        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == loc, refused.text
+        assert refused.status_code == code and refused.json()["detail"][0]["loc"] == loc, refused.text
     run = client.post(f"/api/experiments/{experiment}/ensembles", json={"members": members}).json()
     assert run["kind"] == "ensemble" and run["params"] == {"members": members}
     spec = client.get(f"/api/runs/{run['id']}/spec", headers=run_token(client, run["id"])).json()
     assert spec["kind"] == "ensemble" and spec["inputs"] == ["file:///runs/x", "file:///runs/x"]
     nested = client.post(f"/api/experiments/{experiment}/ensembles", json={"members": [members[0], run["id"]]})
-    assert nested.status_code == 422 and "ensemble run" in nested.json()["detail"][0]["msg"]
+    assert nested.status_code == 409 and "ensemble run" in nested.json()["detail"][0]["msg"]
 
 
 def test_an_evaluation_files_its_out_of_sample_points_under_the_scored_run_too(client: TestClient) -> None:

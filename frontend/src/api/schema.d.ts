@@ -540,7 +540,8 @@ export interface paths {
          * Download Artifact
          * @description One file of the run folder.
          *
-         *     :raises HTTPException: 400 for a path leaving the folder, 404 for a missing file.
+         *     :raises HTTPException: 400 for a path leaving the folder (a link leading out of it included), 404 for a
+         *         missing file.
          */
         get: operations["download_artifact_api_runs__run_id__artifacts__path__get"];
         put?: never;
@@ -651,7 +652,7 @@ export interface paths {
         put?: never;
         /**
          * Append Logs
-         * @description Append lines to the run's log.
+         * @description Append the lines the run's log does not hold yet (a batch replayed after an outage appends nothing twice).
          */
         post: operations["append_logs_api_runs__run_id__logs_post"];
         delete?: never;
@@ -675,7 +676,8 @@ export interface paths {
         put?: never;
         /**
          * Ingest Metrics
-         * @description Store a batch of points in one insert and announce it with one ``metrics`` event.
+         * @description Store the batch's new points (a point already stored, as in a batch replayed after an outage, is skipped) and
+         *     announce them with one ``metrics`` event.
          *
          *     An ``evaluate`` run's ``oos/…`` points are filed under the run it scores as well (its record over time).
          */
@@ -741,7 +743,7 @@ export interface paths {
          * Report Status
          * @description Move the run on: ``starting → running``, ``running → succeeded | failed``, ``starting → failed``.
          *
-         *     :raises HTTPException: 409 for any other transition.
+         *     :raises HTTPException: 409 for any other transition; 422 for an ``artifact_url`` outside the run's folder.
          */
         post: operations["report_status_api_runs__run_id__status_post"];
         delete?: never;
@@ -1320,7 +1322,7 @@ export interface components {
         EnsembleCreate: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -1417,7 +1419,7 @@ export interface components {
         EvaluationCreate: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -1645,7 +1647,10 @@ export interface components {
          * @description What a batch added.
          */
         MetricsIngested: {
-            /** Count */
+            /**
+             * Count
+             * @description points newly stored (0 for a batch delivered again)
+             */
             count: number;
             /** Keys */
             keys: string[];
@@ -1659,7 +1664,7 @@ export interface components {
         RunCreate: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -1849,7 +1854,7 @@ export interface components {
             rest_url?: string | null;
             /**
              * Since
-             * @description backfill from this time (UTC) when the dataset is empty
+             * @description backfill from this time when the dataset is empty
              */
             since?: string | null;
             /**
@@ -2008,7 +2013,7 @@ export interface components {
         SweepCreate: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -2038,7 +2043,7 @@ export interface components {
             dataset_id: number;
             /**
              * End
-             * @description exclusive
+             * @description exclusive; at or before start, the range is empty
              */
             end?: string | null;
             /**
@@ -2162,7 +2167,7 @@ export interface components {
         WatchPublic: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -2193,7 +2198,7 @@ export interface components {
         WatchSet: {
             /**
              * Backend
-             * @description a compute backend (GET /api/compute/backends)
+             * @description a compute backend
              * @default local
              */
             backend: string;
@@ -2235,7 +2240,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2244,6 +2249,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2282,7 +2294,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2305,6 +2317,13 @@ export interface operations {
             };
             /** @description the cap was set concurrently; retry */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2346,7 +2365,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2362,6 +2381,13 @@ export interface operations {
             };
             /** @description this experiment has no cap */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2407,7 +2433,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2423,6 +2449,13 @@ export interface operations {
             };
             /** @description the cap was set concurrently; retry */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2464,7 +2497,7 @@ export interface operations {
                     "application/json": components["schemas"]["ComputeBackendsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2473,6 +2506,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2505,7 +2545,7 @@ export interface operations {
                     "application/json": components["schemas"]["DashboardPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2514,6 +2554,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2549,7 +2596,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2558,6 +2605,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2610,7 +2664,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetDetail"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2626,6 +2680,13 @@ export interface operations {
             };
             /** @description not in the store */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2667,7 +2728,7 @@ export interface operations {
                     "application/json": components["schemas"]["StreamStatus"][];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2676,6 +2737,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2712,7 +2780,7 @@ export interface operations {
                     "application/json": components["schemas"]["StreamStarted"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2728,6 +2796,13 @@ export interface operations {
             };
             /** @description a live stream into this dataset exists already */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2756,6 +2831,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description exchange symbol, e.g. BTCUSDT */
                 symbol: string;
                 timeframe: "1m";
             };
@@ -2772,7 +2848,7 @@ export interface operations {
                     "application/json": components["schemas"]["StreamStatus"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2795,6 +2871,13 @@ export interface operations {
             };
             /** @description the stream is not live, or runs on another host */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2836,7 +2919,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2845,6 +2928,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2879,7 +2969,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetDetail"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2895,6 +2985,13 @@ export interface operations {
             };
             /** @description no such dataset, or not in the store */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2921,9 +3018,9 @@ export interface operations {
     read_bars_api_datasets__dataset_id__bars_get: {
         parameters: {
             query?: {
-                /** @description first bar (UTC); 7 days before end by default */
+                /** @description first bar; 7 days before end by default */
                 start?: string | null;
-                /** @description end (UTC, exclusive); the dataset's end by default */
+                /** @description end (exclusive); the dataset's end by default */
                 end?: string | null;
                 /** @description the most points (bars or buckets) answered */
                 max_points?: number;
@@ -2945,7 +3042,7 @@ export interface operations {
                     "application/json": components["schemas"]["BarsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2961,6 +3058,13 @@ export interface operations {
             };
             /** @description no such dataset, or not in the store */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3005,7 +3109,7 @@ export interface operations {
                     "application/json": components["schemas"]["EnvConfigsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3014,6 +3118,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3059,7 +3170,7 @@ export interface operations {
                     "application/json": components["schemas"]["EnvConfigPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3075,6 +3186,13 @@ export interface operations {
             };
             /** @description a concurrent new version */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3118,7 +3236,7 @@ export interface operations {
                     "application/json": components["schemas"]["EnvConfigsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3134,6 +3252,13 @@ export interface operations {
             };
             /** @description no env config of that name */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3178,7 +3303,7 @@ export interface operations {
                     "application/json": components["schemas"]["EnvConfigPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3194,6 +3319,13 @@ export interface operations {
             };
             /** @description no such version */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3240,7 +3372,7 @@ export interface operations {
                     "text/event-stream": unknown;
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3249,6 +3381,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3299,7 +3438,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExperimentsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3308,6 +3447,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3353,7 +3499,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExperimentPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3362,6 +3508,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3405,7 +3558,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExperimentPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3421,6 +3574,13 @@ export interface operations {
             };
             /** @description no such experiment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3468,7 +3628,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExperimentPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3484,6 +3644,13 @@ export interface operations {
             };
             /** @description no such experiment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3531,7 +3698,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExperimentPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3547,6 +3714,13 @@ export interface operations {
             };
             /** @description no such experiment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3594,7 +3768,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3615,12 +3789,28 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description a member is not a finished run of the experiment */
-            422: {
+            /** @description a member is not a succeeded training run of the experiment */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
             /** @description the database is unavailable */
             503: {
@@ -3655,7 +3845,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3671,6 +3861,13 @@ export interface operations {
             };
             /** @description no such experiment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3718,7 +3915,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3740,11 +3937,27 @@ export interface operations {
                 content?: never;
             };
             /** @description the experiment's config has no valid sweep section */
-            422: {
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
             /** @description the database is unavailable */
             503: {
@@ -3778,7 +3991,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3787,6 +4000,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3830,7 +4050,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3846,6 +4066,13 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3889,7 +4116,7 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3905,6 +4132,20 @@ export interface operations {
             };
             /** @description no such run, artifact folder or file */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run's artifact folder is not inside its run folder under the storage root */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3949,14 +4190,14 @@ export interface operations {
                     "application/octet-stream": unknown;
                 };
             };
-            /** @description the path leaves the run folder */
+            /** @description the path leaves the run folder, or is a link leading out of it */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3972,6 +4213,20 @@ export interface operations {
             };
             /** @description no such run, artifact folder or file */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run's artifact folder is not inside its run folder under the storage root */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4015,7 +4270,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4038,6 +4293,13 @@ export interface operations {
             };
             /** @description not allowed in the run's state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4084,7 +4346,7 @@ export interface operations {
                     "application/json": components["schemas"]["EquityPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4100,6 +4362,20 @@ export interface operations {
             };
             /** @description no such run, artifact folder or file */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run's artifact folder is not inside its run folder under the storage root */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4147,7 +4423,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4170,6 +4446,13 @@ export interface operations {
             };
             /** @description the run has no trained model (yet) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4217,7 +4500,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4240,6 +4523,13 @@ export interface operations {
             };
             /** @description not allowed in the run's state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4286,7 +4576,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunLogsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4302,6 +4592,13 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4349,7 +4646,7 @@ export interface operations {
                     "application/json": components["schemas"]["Appended"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4365,6 +4662,20 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run is final: nothing may be added to what it reported (admin tokens included) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4408,7 +4719,7 @@ export interface operations {
                     "application/json": components["schemas"]["MetricKeysPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4424,6 +4735,13 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4471,7 +4789,7 @@ export interface operations {
                     "application/json": components["schemas"]["MetricsIngested"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4487,6 +4805,20 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run is final: nothing may be added to what it reported (admin tokens included) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4535,7 +4867,7 @@ export interface operations {
                     "application/json": components["schemas"]["MetricSeriesPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4551,6 +4883,13 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4594,7 +4933,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunSpec"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4610,6 +4949,13 @@ export interface operations {
             };
             /** @description no such run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4657,7 +5003,7 @@ export interface operations {
                     "application/json": components["schemas"]["RunPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4680,6 +5026,13 @@ export interface operations {
             };
             /** @description not allowed in the run's state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4725,7 +5078,7 @@ export interface operations {
                     "application/json": components["schemas"]["TradesPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4741,6 +5094,20 @@ export interface operations {
             };
             /** @description no such run, artifact folder or file */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the run's artifact folder is not inside its run folder under the storage root */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4784,7 +5151,7 @@ export interface operations {
                     "application/json": components["schemas"]["WatchPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4800,6 +5167,13 @@ export interface operations {
             };
             /** @description not watched */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4847,7 +5221,7 @@ export interface operations {
                     "application/json": components["schemas"]["WatchPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4870,6 +5244,13 @@ export interface operations {
             };
             /** @description the run has no trained model (yet) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4911,7 +5292,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4927,6 +5308,13 @@ export interface operations {
             };
             /** @description no such experiment or run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4970,7 +5358,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4979,6 +5367,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5013,7 +5408,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5022,6 +5417,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5057,7 +5459,7 @@ export interface operations {
                     "application/json": components["schemas"]["ToolsPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5066,6 +5468,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5109,7 +5518,7 @@ export interface operations {
                     "application/json": components["schemas"]["ToolPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5125,6 +5534,13 @@ export interface operations {
             };
             /** @description no such tool */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5172,7 +5588,7 @@ export interface operations {
                     "application/json": components["schemas"]["ToolPreviewPublic"];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5188,6 +5604,13 @@ export interface operations {
             };
             /** @description no such tool or dataset, or the dataset is not in the store */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5229,7 +5652,7 @@ export interface operations {
                     "application/json": components["schemas"]["WatchPublic"][];
                 };
             };
-            /** @description no bearer token, or an unknown or revoked one */
+            /** @description no bearer token, or an unknown or revoked one, or a run token whose attempt has ended (its run is final, queued again or on a later attempt) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5238,6 +5661,13 @@ export interface operations {
             };
             /** @description the token may not do this (a run token outside its own run's reports) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5270,6 +5700,13 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ready_ready_get: {
@@ -5289,6 +5726,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+            /** @description the request body is larger than this route's limit (see the max_*body settings) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the database does not answer */
             503: {

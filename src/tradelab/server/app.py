@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError
 from tradelab import __version__
 from tradelab.server.db import make_engine, session_factory
 from tradelab.server.deps import AUTH_RESPONSES
+from tradelab.server.errors import install_error_handlers
 from tradelab.server.limits import TOO_LARGE_RESPONSES, AuthBeforeBody, bounded_validation_error, max_body_size
 from tradelab.server.routes import catalog, health, operations
 from tradelab.server.web_app import serve_web_app
@@ -50,6 +51,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
     app.exception_handler(DataError)(_refused_value)
     app.exception_handler(RequestValidationError)(bounded_validation_error)
+    install_error_handlers(app)
     app.middleware("http")(_request_ids)
     return app
 

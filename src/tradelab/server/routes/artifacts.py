@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import polars as pl
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,11 @@ router = APIRouter(
 )
 
 Split = Literal["train", "val", "test"]
+#: A file's path inside a run folder as the schema states it: names that do not start with a dot, joined by ``/``
+#: (nothing that could leave the folder: no ``..``, no leading ``/``, no drive or URL scheme, no backslash). Stated
+#: only: the handler refuses a path leaving the folder with its own 400.
+_ARTIFACT_PATH = r"^[^/\\:.\x00][^/\\:\x00]*(?:/[^/\\:.\x00][^/\\:\x00]*)*$"
+ArtifactPath = Annotated[str, Path(json_schema_extra={"pattern": _ARTIFACT_PATH})]
 
 
 class ArtifactPublic(BaseModel):
@@ -126,7 +131,7 @@ def list_artifacts(run_id: Id, session: SessionDep, _admin: AdminDep) -> Artifac
         400: {"description": "the path leaves the run folder, or is a link leading out of it"},
     },
 )
-def download_artifact(run_id: Id, path: str, session: SessionDep, _admin: AdminDep) -> Response:
+def download_artifact(run_id: Id, path: ArtifactPath, session: SessionDep, _admin: AdminDep) -> Response:
     """One file of the run folder.
 
     :raises HTTPException: 400 for a path leaving the folder (a link leading out of it included), 404 for a

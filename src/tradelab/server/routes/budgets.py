@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "the cap was 
 class BudgetUpdate(BaseModel):
     """A monthly cap to set."""
 
-    monthly_cap: float = Field(ge=0.0, description="USD per UTC month")
+    monthly_cap: StrictFloat = Field(ge=0.0, description="USD per UTC month")
 
 
 class BudgetPublic(BaseModel):

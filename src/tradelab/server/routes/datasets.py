@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,7 +20,7 @@ from tradelab.data.stream.status import StreamStatus, stream_statuses
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Dataset
 from tradelab.server.registry import register_dataset, register_store
-from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
+from tradelab.server.routes.common import MAX_JSON_INT, ClientDatetime, Id, Text, UtcDatetime
 from tradelab.server.streams import NoStreamError, StreamConflictError, start_stream, stop_stream, stream_log
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_admin)])
@@ -44,8 +43,8 @@ StoreDep = Annotated[Store, Depends(get_store)]
 class DatasetRegister(BaseModel):
     """Which stored dataset to register."""
 
-    symbol: str = Field(min_length=1, max_length=64)
-    timeframe: str = Field("1m", min_length=1, max_length=16)
+    symbol: Text = Field(min_length=1, max_length=64)
+    timeframe: Text = Field("1m", min_length=1, max_length=16)
 
 
 class DatasetPublic(BaseModel):
@@ -84,7 +83,7 @@ def _public(row: Dataset, model: type[DatasetPublic] = DatasetPublic) -> Any:
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
 ) -> DatasetsPublic:
     """Registered dataset versions by symbol and timeframe, newest version first."""
     count = session.scalar(select(func.count()).select_from(Dataset)) or 0
@@ -101,8 +100,13 @@ def list_streams(store: StoreDep) -> list[StreamStatus]:
     return stream_statuses(store)
 
 
-#: A streamed symbol: a store folder name (letters, digits, ``. _ -``), upper-cased as the exchange spells it.
-StreamSymbol = Annotated[str, AfterValidator(lambda symbol: check_symbol(symbol).upper())]
+#: A streamed symbol: a store folder name (letters, digits, ``. _ -``; the pattern is :func:`check_symbol`'s),
+#: upper-cased as the exchange spells it.
+StreamSymbol = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="exchange symbol, e.g. BTCUSDT"),
+    AfterValidator(lambda symbol: check_symbol(symbol).upper()),
+]
 #: The only timeframe streamed (other timeframes derive with ``tradelab data resample``).
 StreamTimeframe = Literal["1m"]
 
@@ -111,13 +115,13 @@ class StreamStart(BaseModel):
     """Which stream to start (``tradelab data stream``); the exchange's own endpoints unless URLs are given."""
 
     exchange: Literal["binance"]
-    symbol: StreamSymbol = Field(min_length=1, max_length=64, description="exchange symbol, e.g. BTCUSDT")
+    symbol: StreamSymbol
     timeframe: StreamTimeframe = "1m"
     ws_url: str | None = Field(None, pattern=r"^wss?://[!-~]+$", max_length=2048, description="websocket base")
     rest_url: str | None = Field(
         None, pattern=r"^https?://[!-~]+$", max_length=2048, description="REST base serving /api/v3/klines"
     )
-    since: datetime | None = Field(None, description="backfill from this time (UTC) when the dataset is empty")
+    since: ClientDatetime | None = Field(None, description="backfill from this time when the dataset is empty")
 
 
 class StreamStarted(BaseModel):
@@ -153,7 +157,7 @@ def start_streaming(body: StreamStart, store: StoreDep) -> StreamStarted:
     },
 )
 def stop_streaming(
-    symbol: Annotated[StreamSymbol, Path(min_length=1, max_length=64)],
+    symbol: Annotated[StreamSymbol, Path()],
     timeframe: StreamTimeframe,
     store: StoreDep,
 ) -> StreamStatus:
@@ -178,7 +182,7 @@ def get_dataset_row(session: Session, dataset_id: int) -> Dataset:
     return row
 
 
-@router.get("/{dataset_id}", responses=_NOT_FOUND)
+@router.get("/{dataset_id:int}", responses=_NOT_FOUND)
 def get_dataset(dataset_id: Id, session: SessionDep) -> DatasetDetail:
     """One registered dataset version with its validation report."""
     return _public(get_dataset_row(session, dataset_id), DatasetDetail)
@@ -215,14 +219,12 @@ def chart_range(
 ) -> tuple[datetime, datetime]:
     """``[start, end)`` in UTC: by default the dataset's last ``default`` of time, or ``default`` from one bound.
 
-    :raises RequestValidationError: when ``end`` is not after ``start``.
+    An ``end`` at or before ``start`` is an empty range (no schema can state an order between two parameters).
     """
     after_last = to_datetime(row.end) + timedelta(milliseconds=timeframe_ms(row.timeframe))
     end = to_datetime(end) if end is not None else after_last if start is None else _shift(to_datetime(start), default)
     start = to_datetime(start) if start is not None else _shift(end, -default)
-    if end <= start:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "end"), "msg": "must be after start"}])
-    return start, end
+    return start, max(start, end)
 
 
 def _shift(moment: datetime, delta: timedelta) -> datetime:
@@ -267,13 +269,13 @@ def _gaps(ms: np.ndarray, row: Dataset, start: datetime, end: datetime) -> list[
     ]
 
 
-@router.get("/{dataset_id}/bars", responses=_NOT_FOUND)
+@router.get("/{dataset_id:int}/bars", responses=_NOT_FOUND)
 def read_bars(
     dataset_id: Id,
     session: SessionDep,
     store: StoreDep,
-    start: Annotated[datetime | None, Query(description="first bar (UTC); 7 days before end by default")] = None,
-    end: Annotated[datetime | None, Query(description="end (UTC, exclusive); the dataset's end by default")] = None,
+    start: Annotated[ClientDatetime | None, Query(description="first bar; 7 days before end by default")] = None,
+    end: Annotated[ClientDatetime | None, Query(description="end (exclusive); the dataset's end by default")] = None,
     max_points: MaxPoints = 2_000,
 ) -> BarsPublic:
     """Bars for a chart: the range's bars, or equal time buckets of them (first open, highest high, lowest low,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
@@ -13,14 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from tradelab.env.config import EnvConfig
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import EnvConfigVersion
-from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
+from tradelab.server.routes.common import MAX_JSON_INT, Id, UtcDatetime
 from tradelab.server.routes.tools import param_errors
 from tradelab.tools.registry import default_registry
 
 router = APIRouter(prefix="/env-configs", tags=["env-configs"], dependencies=[Depends(require_admin)])
 
-#: A database time as UTC (SQLite returns them naive).
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")]
+_NAME: dict[str, Any] = {"min_length": 1, "max_length": 200, "pattern": r"^[A-Za-z0-9_.-]+$"}
+#: An env config's name, in a body and in a path.
+Name = Annotated[str, Field(**_NAME)]
+PathName = Annotated[str, Path(**_NAME)]
 
 
 class EnvConfigCreate(BaseModel):
@@ -92,7 +94,7 @@ def create_version(body: EnvConfigCreate, session: SessionDep) -> EnvConfigPubli
 def list_latest(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
 ) -> EnvConfigsPublic:
     """The latest version of each named env config, by name; ``count`` is the number of names."""
     latest = (
@@ -112,7 +114,7 @@ def list_latest(
 
 
 @router.get("/{name}/versions", responses={404: {"description": "no env config of that name"}})
-def list_versions(name: str, session: SessionDep) -> EnvConfigsPublic:
+def list_versions(name: PathName, session: SessionDep) -> EnvConfigsPublic:
     """Every version of the env config ``name``, oldest first."""
     rows = session.scalars(
         select(EnvConfigVersion).where(EnvConfigVersion.name == name).order_by(EnvConfigVersion.version)
@@ -123,7 +125,7 @@ def list_versions(name: str, session: SessionDep) -> EnvConfigsPublic:
 
 
 @router.get("/{name}/versions/{version}", responses={404: {"description": "no such version"}})
-def get_version(name: str, version: Id, session: SessionDep) -> EnvConfigPublic:
+def get_version(name: PathName, version: Id, session: SessionDep) -> EnvConfigPublic:
     """Version ``version`` of the env config ``name``."""
     row = session.scalar(
         select(EnvConfigVersion).where(EnvConfigVersion.name == name, EnvConfigVersion.version == version)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tradelab.server.db import transaction
 from tradelab.server.deps import current_token, require_admin
 from tradelab.server.models import Event, Token
-from tradelab.server.routes.common import MAX_BIGINT
+from tradelab.server.routes.common import MAX_JSON_INT
 
 router = APIRouter(tags=["events"])
 
@@ -77,8 +77,8 @@ def format_event(event: dict[str, Any]) -> str:
 async def stream_events(
     request: Request,
     _admin: StreamAdminDep,
-    after: Annotated[int | None, Query(ge=0, le=MAX_BIGINT, description="send the events after this id")] = None,
-    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_BIGINT)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_JSON_INT, description="send the events after this id")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_JSON_INT)] = None,
 ) -> StreamingResponse:
     """Events as they are written: after ``Last-Event-ID`` (a reconnect), else ``after``, else from now on."""
     factory: sessionmaker[Session] = request.app.state.sessions

@@ -15,14 +15,16 @@ from sqlalchemy.orm import Session
 from tradelab.experiments.config import ConfigError, ExperimentConfig, load_config
 from tradelab.server.deps import SessionDep, require_admin
 from tradelab.server.models import Experiment, Run
-from tradelab.server.routes.common import MAX_BIGINT, Id, UtcDatetime
+from tradelab.server.routes.common import MAX_JSON_INT, Id, Text, UtcDatetime
 from tradelab.server.routes.dashboard import SHARPE, count_states, last_value
 
 router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[Depends(require_admin)])
 
 #: A database time as UTC (SQLite returns them naive).
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such experiment"}}
-Tags = list[Annotated[str, Field(min_length=1, max_length=100)]]
+Tags = list[Annotated[Text, Field(min_length=1, max_length=100)]]
+#: A ``--set`` override: ``key.path=value`` (the value parsed as JSON, else YAML).
+Override = Annotated[str, Field(pattern=r"^[^=\x00]+=[^\x00]*$")]
 
 
 class ExperimentCreate(BaseModel):
@@ -30,7 +32,7 @@ class ExperimentCreate(BaseModel):
 
     config: dict[str, Any] = Field(description="an ExperimentConfig (see GET /schemas/experiment)")
     tags: Tags | None = None
-    notes: str | None = None
+    notes: Text | None = None
 
 
 class ExperimentUpdate(BaseModel):
@@ -39,7 +41,7 @@ class ExperimentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: Tags | None = None
-    notes: str | None = None
+    notes: Text | None = None
 
 
 class ExperimentClone(BaseModel):
@@ -47,7 +49,7 @@ class ExperimentClone(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    overrides: list[str] = Field(default_factory=list, alias="set", examples=[["n_envs=128", "seeds=[1,2]"]])
+    overrides: list[Override] = Field(default_factory=list, alias="set", examples=[["n_envs=128", "seeds=[1,2]"]])
 
 
 class ExperimentPublic(BaseModel):
@@ -134,13 +136,13 @@ def create_experiment(body: ExperimentCreate, session: SessionDep) -> Experiment
 @router.get("")
 def list_experiments(
     session: SessionDep,
-    tag: Annotated[str | None, Query(description="only experiments with this tag")] = None,
-    name: Annotated[str | None, Query(description="only experiments whose name contains this (any case)")] = None,
+    tag: Annotated[Text | None, Query(description="only experiments with this tag")] = None,
+    name: Annotated[Text | None, Query(description="only experiments whose name contains this (any case)")] = None,
     sort: Annotated[ExperimentSort, Query(description="the order; -best_sharpe puts those without one last")] = (
         "-created_at"
     ),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
 ) -> ExperimentsPublic:
     """Experiments filtered by tag and name, with their runs summarised (at most four queries, whatever the page's
     size)."""

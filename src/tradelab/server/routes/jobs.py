@@ -10,14 +10,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tradelab.server.deps import AdminDep, SessionDep
 from tradelab.server.models import Experiment, Run, RunKind, RunState, Watch
-from tradelab.server.routes.common import MAX_ID, Id, UtcDatetime
-from tradelab.server.routes.runs import BackendName, LaunchOptions, RunPublic, get_run, launch_seed, queue_run
+from tradelab.server.routes.common import JSON_INTEGER, MAX_ID, Id, JsonInt, UtcDatetime
+from tradelab.server.routes.runs import (
+    BackendName,
+    LaunchOptions,
+    RunPublic,
+    Seed,
+    get_run,
+    launch_seed,
+    queue_run,
+)
 
 router = APIRouter(tags=["runs"])
 
@@ -32,27 +40,29 @@ class SweepCreate(LaunchOptions):
     """A sweep of the experiment's ``sweep`` section: ``trials`` Optuna trials in one run, with the seed given or
     the experiment's first."""
 
-    trials: int = Field(ge=1, le=1_000)
-    seed: int | None = Field(None, ge=0, le=MAX_ID)
+    trials: JsonInt = Field(ge=1, le=1_000)
+    seed: Seed | None = None
 
 
 class EnsembleCreate(LaunchOptions):
     """An ensemble of the experiment's finished runs (``members``: run ids), evaluated on their test segment."""
 
-    members: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=2, max_length=64)
+    members: list[Annotated[int, Field(ge=1, le=MAX_ID), JSON_INTEGER]] = Field(
+        min_length=2, max_length=64, json_schema_extra={"uniqueItems": True}
+    )
 
 
 class EvaluationCreate(LaunchOptions):
     """A re-evaluation of a finished run on the last ``days`` days of its dataset's newest bars."""
 
-    days: int = Field(30, ge=1, le=MAX_WINDOW_DAYS)
+    days: JsonInt = Field(30, ge=1, le=MAX_WINDOW_DAYS)
 
 
 class WatchSet(BaseModel):
     """Re-evaluate the run on the last ``window_days`` days every ``every_s`` seconds, on ``backend``."""
 
-    window_days: int = Field(30, ge=1, le=MAX_WINDOW_DAYS)
-    every_s: float = Field(86_400.0, ge=MIN_EVERY_S)
+    window_days: JsonInt = Field(30, ge=1, le=MAX_WINDOW_DAYS)
+    every_s: StrictFloat = Field(86_400.0, ge=MIN_EVERY_S)
     backend: BackendName = "local"
 
 
@@ -70,7 +80,7 @@ class WatchPublic(WatchSet):
     "/experiments/{experiment_id}/sweeps",
     response_model=RunPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={**_NOT_FOUND, 422: {"description": "the experiment's config has no valid sweep section"}},
+    responses={**_NOT_FOUND, 409: {"description": "the experiment's config has no valid sweep section"}},
 )
 def create_sweep(experiment_id: Id, body: SweepCreate, session: SessionDep, _admin: AdminDep) -> Run:
     """Queue a sweep run of experiment ``experiment_id`` (its config must have a ``sweep`` section)."""
@@ -82,7 +92,7 @@ def create_sweep(experiment_id: Id, body: SweepCreate, session: SessionDep, _adm
         check_sweep(ExperimentConfig.model_validate(experiment.config))
     except ConfigError as error:
         detail = _at(["body", "config", "sweep"], str(error))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     seed = launch_seed(experiment, body.seed)
     return queue_run(session, experiment, body, seed=seed, kind=RunKind.SWEEP, params={"trials": body.trials})
 
@@ -91,7 +101,7 @@ def create_sweep(experiment_id: Id, body: SweepCreate, session: SessionDep, _adm
     "/experiments/{experiment_id}/ensembles",
     response_model=RunPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={**_NOT_FOUND, 422: {"description": "a member is not a finished run of the experiment"}},
+    responses={**_NOT_FOUND, 409: {"description": "a member is not a succeeded training run of the experiment"}},
 )
 def create_ensemble(experiment_id: Id, body: EnsembleCreate, session: SessionDep, _admin: AdminDep) -> Run:
     """Queue the evaluation of an ensemble of the experiment's succeeded runs."""
@@ -102,7 +112,7 @@ def create_ensemble(experiment_id: Id, body: EnsembleCreate, session: SessionDep
         run = session.get(Run, member)
         problem = model_problem(run, experiment_id, member)
         if problem:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _at(["body", "members", index], problem))
+            raise HTTPException(status.HTTP_409_CONFLICT, _at(["body", "members", index], problem))
     seed = session.get(Run, body.members[0]).seed  # type: ignore[union-attr]  # checked above
     return queue_run(session, experiment, body, seed=seed, kind=RunKind.ENSEMBLE, params={"members": body.members})
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from tradelab.server.deps import RUN_FINAL_RESPONSES, AdminDep, RunWriterDep, Se
 from tradelab.server.lttb import lttb_indices
 from tradelab.server.models import Event, MetricPoint, RunKind
 from tradelab.server.reports import store_metrics
-from tradelab.server.routes.common import MAX_BIGINT, Id
+from tradelab.server.routes.common import MAX_JSON_INT, Id, JsonInt
 from tradelab.server.routes.runs import RUN_NOT_FOUND, get_run
 
 router = APIRouter(tags=["metrics"], responses=RUN_NOT_FOUND)
@@ -26,8 +26,8 @@ class MetricPointCreate(BaseModel):
     """One value of one metric at one training step; NaN and infinities are refused (422 naming the point)."""
 
     key: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="no control characters")
-    step: int = Field(ge=0, le=MAX_BIGINT)
-    value: float
+    step: JsonInt = Field(ge=0, le=MAX_JSON_INT)
+    value: StrictFloat
 
 
 class MetricPointsCreate(BaseModel):
@@ -126,8 +126,8 @@ def read_metric(
     session: SessionDep,
     _admin: AdminDep,
     max_points: Annotated[int, Query(ge=3, le=100_000)] = 2_000,
-    start_step: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
-    end_step: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
+    start_step: Annotated[int | None, Query(ge=0, le=MAX_JSON_INT)] = None,
+    end_step: Annotated[int | None, Query(ge=0, le=MAX_JSON_INT)] = None,
 ) -> MetricSeriesPublic:
     """The series of ``key`` from ``start_step`` to ``end_step`` (inclusive), ordered by step, LTTB-downsampled.
 

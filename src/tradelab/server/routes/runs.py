@@ -5,10 +5,11 @@ Every state change goes through :func:`change_state`, which writes a ``run_state
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, WithJsonSchema
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from tradelab.server.budgets import attempt_wall_time_s
 from tradelab.server.deps import RUN_FINAL_RESPONSES, AdminDep, RunReaderDep, RunWriterDep, SessionDep
 from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
 from tradelab.server.reports import store_logs
-from tradelab.server.routes.common import MAX_BIGINT, MAX_ID, Id, UtcDatetime
+from tradelab.server.routes.common import JSON_INTEGER, MAX_ID, MAX_JSON_INT, Id, Text, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS, live_workers
 from tradelab.server.run_folders import check_artifact_url
 
@@ -39,27 +40,38 @@ def _known_backend(backend: str) -> str:
     return backend
 
 
-#: The name of a compute backend the control plane knows.
+#: The name of a compute backend the control plane knows: a pattern of exactly those names in the schema (an enum
+#: would make the dashboard's typed client reject the names it reads from GET /api/compute/backends).
 BackendName = Annotated[
     str,
-    Field(max_length=32, description="a compute backend (GET /api/compute/backends)"),
     AfterValidator(_known_backend),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^({'|'.join(map(re.escape, sorted(BACKENDS)))})$",
+            "description": "a compute backend",
+        }
+    ),
 ]
+
+
+#: A run's seed.
+Seed = Annotated[int, Field(ge=0, le=MAX_ID), JSON_INTEGER]
 
 
 class LaunchOptions(BaseModel):
     """Where and how a run executes: ``backend``, its GPU type, the most it may cost and run for."""
 
-    max_wall_time_s: float | None = Field(None, gt=0)
+    max_wall_time_s: StrictFloat | None = Field(None, gt=0)
     backend: BackendName = "local"
-    gpu_type: str | None = Field(None, max_length=64, description="the backend's GPU type id; its default when null")
-    max_cost: float | None = Field(None, gt=0, description="the most the run may cost, every attempt included")
+    gpu_type: Text | None = Field(None, max_length=64, description="the backend's GPU type id; its default when null")
+    max_cost: StrictFloat | None = Field(None, gt=0, description="the most the run may cost, every attempt included")
 
 
 class RunCreate(LaunchOptions):
     """A training run to queue: the seed defaults to the experiment's first."""
 
-    seed: int | None = Field(None, ge=0, le=MAX_ID)
+    seed: Seed | None = None
 
 
 class RunPublic(BaseModel):
@@ -105,14 +117,14 @@ class RunStatusUpdate(BaseModel):
     """A run's report of its own progress."""
 
     state: Literal[RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED]
-    error: str | None = None
-    artifact_url: str | None = None
+    error: Text | None = None
+    artifact_url: Text | None = None
 
 
 class Heartbeat(BaseModel):
     """A run's sign of life: whether it did work (CPU or GPU) since its previous heartbeat."""
 
-    busy: bool = True
+    busy: StrictBool = True
 
 
 class RunSpec(BaseModel):
@@ -129,7 +141,7 @@ class RunSpec(BaseModel):
 class RunLogsCreate(BaseModel):
     """Lines to append to a run's log."""
 
-    lines: list[str] = Field(min_length=1, max_length=10_000)
+    lines: list[Text] = Field(min_length=1, max_length=10_000)
 
 
 class RunLogPublic(BaseModel):
@@ -267,7 +279,7 @@ def list_runs(
     state: RunState | None = None,
     experiment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
 ) -> RunsPublic:
     """Runs, newest first, optionally of one state and one experiment."""
     conditions = []
@@ -386,7 +398,7 @@ def read_logs(
     run_id: Id,
     session: SessionDep,
     _admin: AdminDep,
-    after_id: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
 ) -> RunLogsPublic:
     """The run's log lines after line ``after_id`` (pass the last id seen to page on), oldest first."""

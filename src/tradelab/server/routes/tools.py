@@ -4,7 +4,7 @@ a dataset."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tradelab.data.errors import DataError
 from tradelab.data.schema import TS, to_ms
 from tradelab.server.deps import SessionDep, require_admin
-from tradelab.server.routes.common import MAX_ID
+from tradelab.server.routes.common import MAX_ID, ClientDatetime, JsonInt
 from tradelab.server.routes.datasets import StoreDep, chart_range, get_dataset_row, load_bars
 from tradelab.tools.base import Tool
 from tradelab.tools.errors import ToolError
@@ -100,11 +100,11 @@ def get_tool(name: str) -> ToolPublic:
 class ToolPreview(BaseModel):
     """A tool to compute over a registered dataset's ``[start, end)`` (its last 2 days by default)."""
 
-    dataset_id: int = Field(ge=1, le=MAX_ID)
+    dataset_id: JsonInt = Field(ge=1, le=MAX_ID)
     params: dict[str, Any] = Field(default_factory=dict, description="the tool's parameters; defaults when omitted")
-    start: datetime | None = None
-    end: datetime | None = Field(None, description="exclusive")
-    max_points: int = Field(2_000, ge=10, le=20_000, description="the most rows answered")
+    start: ClientDatetime | None = None
+    end: ClientDatetime | None = Field(None, description="exclusive; at or before start, the range is empty")
+    max_points: JsonInt = Field(2_000, ge=10, le=20_000, description="the most rows answered")
 
 
 class ToolPreviewPublic(BaseModel):
