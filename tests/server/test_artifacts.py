@@ -181,6 +181,9 @@ def test_a_run_token_cannot_point_artifact_url_anywhere_else(client: TestClient,
         )
         assert refused.status_code == 422, (url, refused.text)
         assert refused.json()["detail"][0]["loc"] == ["body", "artifact_url"], url
+    huge = {"state": "succeeded", "artifact_url": secret.as_uri() + "/x" * 50_000}
+    refused = client.post(f"/api/runs/{run_id}/status", json=huge, headers=headers)
+    assert refused.status_code == 422 and len(refused.content) < 2_000  # the answer does not echo the input
     run = client.get(f"/api/runs/{run_id}").json()
     assert run["state"] == "running" and run["artifact_url"] is None  # nothing half-recorded
     assert client.get(f"/api/runs/{run_id}/artifacts/shadow").status_code == 404
@@ -208,10 +211,12 @@ def test_links_planted_in_a_run_folder_are_neither_listed_nor_served(
     (folder / "leak.txt").symlink_to(secret / "shadow")
     (folder / "leaked").symlink_to(secret, target_is_directory=True)
     (folder / "loop").symlink_to(folder / "loop")
+    (folder / "dangling").symlink_to(folder / "gone")
     (folder / "tensorboard" / "events.txt").symlink_to(folder / "results.json")  # inside the folder: fine
     names = {entry["name"] for entry in client.get(f"/api/runs/{run_id}/artifacts").json()["data"]}
     assert "results.json" in names and "tensorboard/events.txt" in names
-    assert not {name for name in names if name.startswith(("leak", "loop"))}, names
+    assert not {name for name in names if name.startswith(("leak", "loop", "dangling"))}, names
+    assert client.get(f"/api/runs/{run_id}/artifacts/dangling").status_code == 404
     for path in ("leak.txt", "leaked/shadow", "loop"):
         refused = client.get(f"/api/runs/{run_id}/artifacts/{path}")
         assert refused.status_code == 400 and b"root:$6$" not in refused.content, path

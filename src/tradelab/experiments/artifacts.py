@@ -69,9 +69,9 @@ class RunStorage:
             found = self.fs.find(self.root, detail=True)
             return {path.removeprefix(prefix): int(info.get("size") or 0) for path, info in sorted(found.items())}
         root = Path(self.root)
-        found = [Path(folder, name) for folder, _folders, files in os.walk(root) for name in files]
-        names = sorted(path.relative_to(root).as_posix() for path in found)
-        return {name: Path(self.path(name)).stat().st_size for name in names if self.inside(name)}
+        walked = sorted(Path(folder, name) for folder, _folders, files in os.walk(root) for name in files)
+        inside = [path for path in walked if self.inside(path.relative_to(root).as_posix()) and path.is_file()]
+        return {path.relative_to(root).as_posix(): path.stat().st_size for path in inside}  # no dangling link
 
     def path(self, name: str) -> str:
         """The full path of artifact ``name`` in the folder's filesystem."""

@@ -51,7 +51,7 @@ def folder_of(url: str, run_ids: Iterable[int], root: str | None = None) -> str:
         scheme, segments = _location(folder)
         if where[0] == scheme and where[1][: len(segments)] == segments:
             return folder
-    raise ValueError(f"{url} is not inside {' or '.join(folders)}")
+    raise ValueError(f"{_shown(url)} is not inside {' or '.join(folders)}")
 
 
 def check_artifact_url(session: Session, run_id: int, reads: Iterable[int], url: str, root: str | None = None) -> str:
@@ -73,17 +73,22 @@ def _location(url: str) -> tuple[str, tuple[str, ...]]:
     :raises ValueError: for what could name another place than it seems to.
     """
     if _AMBIGUOUS.search(url):
-        raise ValueError(f"{url!r} holds '%', '?', '#', '\\' or a control character")
+        raise ValueError(f"{_shown(url)!r} holds '%', '?', '#', '\\' or a control character")
     parsed = _URL.fullmatch(url)
     if parsed is None and ":" in url:
-        raise ValueError(f"{url} is neither a path nor a scheme://host/path URL")
+        raise ValueError(f"{_shown(url)} is neither a path nor a scheme://host/path URL")
     scheme, netloc, path = parsed.groups() if parsed else ("", "", url)
     scheme = "file" if scheme in _LOCAL else scheme
     segments = path.split("/")
     if ".." in segments:
-        raise ValueError(f"{url} holds '..'")
+        raise ValueError(f"{_shown(url)} holds '..'")
     if scheme == "file":
         if netloc:
-            raise ValueError(f"{url} names the host {netloc!r}")
+            raise ValueError(f"{_shown(url)} names the host {_shown(netloc)!r}")
         return scheme, Path.cwd().joinpath(path).parts[1:]  # pure: no link is followed
     return scheme, (netloc, *(part for part in segments if part not in ("", ".")))
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """``text`` as an error message quotes it: its first ``limit`` characters (a message never echoes a large input)."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
