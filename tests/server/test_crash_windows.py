@@ -110,10 +110,10 @@ def test_local_worker_killed_between_spawn_and_record_adopts_the_process_and_can
     assert _runs(db_url)[run_id].compute_id is None  # started and running, never recorded
     restarted = StubAgentReconciler(db_url, compute, 60.0, concurrency=1)
     with armed("local.spawned", lambda: pytest.fail("the restarted worker started a second process")):
-        restarted.tick()
+        adopted = restarted.tick().adopted
     run = _runs(db_url)[run_id]
     key = f"run{run_id}-a1"
-    assert run.state == RunState.RUNNING and run.compute_id == key and run.attempts == 1
+    assert adopted == [run_id] and run.state == RunState.RUNNING and run.compute_id == key and run.attempts == 1
     assert [o.idempotency_key for o in restarted.backend.list_owned()] == [key]  # found, not reaped
     _set(db_url, run_id, cancel_requested=True)
     report = restarted.tick()
