@@ -16,8 +16,10 @@ from tests.server.stub_worker import StubReconciler, stub_reconciler
 from tests.server.test_worker import _queue, _runs, _until
 from tradelab.compute.base import ComputeState, Handle
 from tradelab.compute.local import LocalBackend
+from tradelab.server.agent import Outbox, _write_outcome
 from tradelab.server.db import make_engine, session_factory, transaction
 from tradelab.server.models import MetricPoint, Run, RunLog, RunState, utcnow
+from tradelab.server.outcomes import Outcome, read_outcome
 from tradelab.server.worker import Reconciler, TickReport, WorkerConfig
 
 
@@ -153,6 +155,22 @@ def test_the_agent_is_told_its_attempt_and_deadline(db_url: str, tmp_path: Path)
     assert env["TRADELAB_ATTEMPT"] == "2" and env["TRADELAB_RUN_URL"] == f"{storage}/runs/run-{run_id}"
     assert float(env["TRADELAB_DEADLINE"]) == claimed.timestamp() + 1800.0  # the attempt's max wall time from its claim
     worker.engine.dispose()
+
+
+def test_the_worker_reads_the_outcome_file_the_agent_writes(tmp_path: Path) -> None:
+    outbox = Outbox()
+    outbox.add_points([{"key": "test/sharpe", "step": 3, "value": 1.5}])
+    outbox.add_line("12:00:09 INFO run 1 tested")
+    url = (tmp_path / "runs" / "run-1").as_uri()
+    _write_outcome(1, url, 2, {"state": "succeeded", "artifact_url": f"{url}/model", "error": None}, outbox)
+    assert read_outcome(url, 1) is None  # another attempt's
+    assert read_outcome(url, 2) == Outcome(
+        attempt=2,
+        state="succeeded",
+        artifact_url=f"{url}/model",
+        metrics=[{"key": "test/sharpe", "step": 3, "value": 1.5}],
+        logs=["12:00:09 INFO run 1 tested"],
+    )
 
 
 @pytest.fixture(autouse=True)
