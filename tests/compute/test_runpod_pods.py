@@ -61,6 +61,15 @@ def test_a_start_with_a_used_key_returns_the_same_pod(fake: FakeRunPod) -> None:
     assert len(fake.pods()) == 1
 
 
+def test_a_pod_is_found_by_its_key_until_it_is_terminated(fake: FakeRunPod) -> None:
+    pods = backend()
+    handle = pods.start(7, SPEC, "run7-a1")
+    assert pods.find("run7-a1") == handle and pods.find("run7-a2") is None
+    assert backend(lab_id="other-lab").find("run7-a1") is None  # another lab's pod is never adopted
+    pods.terminate(handle)
+    assert pods.find("run7-a1") is None and len(fake.pods()) == 1
+
+
 def test_a_create_whose_answer_was_lost_is_adopted_not_repeated(fake: FakeRunPod) -> None:
     fake.inject(ghost_create=1)  # RunPod made the pod, then answered 500
     delays: list[float] = []
