@@ -30,11 +30,13 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from tests.bars import make_bars
 from tests.experiments.runs import tiny_config
 from tradelab.data.store import Store
 from tradelab.server.app import create_app
 from tradelab.server.db import transaction
 from tradelab.server.models import Experiment, Run, RunState
+from tradelab.server.registry import register_dataset
 from tradelab.server.routes import datasets
 from tradelab.server.security import issue_token
 
@@ -85,14 +87,17 @@ def _no_spawn(store: Store, exchange: str, symbol: str, **_: Any) -> tuple[int, 
 
 @pytest.fixture
 def api(db_url: str, admin_token: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    """The API over a database holding an experiment, a queued and a running run, and the running one's token;
-    its store and home are temporary."""
+    """The API over a database holding an experiment, a queued and a running run, the running one's token and a
+    registered dataset of two days of bars (every first id exists: fuzzed ids reach the handlers' logic); its store
+    and home are temporary."""
     monkeypatch.setattr(datasets, "start_stream", _no_spawn)
     app = create_app(db_url)
     app.state.store = Store(home / "store")
+    app.state.store.write("SYN", "1m", make_bars(2 * 1440))
     app.state.events_max_s = 0.2
     app.state.events_poll_s = 0.05
     with transaction(app.state.sessions) as session:
+        register_dataset(session, app.state.store, "SYN")
         experiment = Experiment(name="tiny", config=tiny_config().model_dump(mode="json", by_alias=True))
         session.add(experiment)
         session.flush()
