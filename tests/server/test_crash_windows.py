@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.server import test_runpod_worker
-from tests.server.test_runpod_worker import PRICE, billed, queue, reconciler, settle
+from tests.server.test_runpod_worker import PRICE, billed, queue, reconciler, settle, update_run
 from tests.server.test_worker import _queue, _runs, _until
 from tradelab.compute.base import ComputeSpec, Handle
 from tradelab.compute.fake_runpod import FakeRunPod
@@ -45,15 +45,6 @@ class StubAgentReconciler(Reconciler):
         env = {"PYTHONPATH": str(ROOT), "STUB_DB_URL": self.db_url, "STUB_SECONDS": str(self.seconds)}
         env["TRADELAB_RUN_ID"] = str(run.id)
         return ComputeSpec([sys.executable, "-m", "tests.server.stub_pod"], env, 3600.0)
-
-
-def _set(db_url: str, run_id: int, **values: Any) -> None:
-    engine = make_engine(db_url)
-    with transaction(session_factory(engine)) as session:
-        run = session.get(Run, run_id)
-        for key, value in values.items():
-            setattr(run, key, value)
-    engine.dispose()
 
 
 def _remaining(db_url: str) -> float | None:
@@ -115,7 +106,7 @@ def test_local_worker_killed_between_spawn_and_record_adopts_the_process_and_can
     key = f"run{run_id}-a1"
     assert adopted == [run_id] and run.state == RunState.RUNNING and run.compute_id == key and run.attempts == 1
     assert [o.idempotency_key for o in restarted.backend.list_owned()] == [key]  # found, not reaped
-    _set(db_url, run_id, cancel_requested=True)
+    update_run(db_url, run_id, cancel_requested=True)
     report = restarted.tick()
     run = _runs(db_url)[run_id]
     assert report.ended == {run_id: RunState.CANCELLED} and run.state == RunState.CANCELLED
@@ -203,7 +194,7 @@ def test_runpod_worker_killed_while_retrying_a_lost_create_then_cancel_terminate
     (waiting,) = queue(db_url)
     restarted = reconciler(db_url, concurrency=1)
     assert restarted.tick().claimed == []  # the adopted run holds the only slot
-    _set(db_url, run_id, cancel_requested=True)
+    update_run(db_url, run_id, cancel_requested=True)
     report = restarted.tick()
     run = _runs(db_url)[run_id]
     assert run.state == RunState.CANCELLED and run.reserved == 0 and report.claimed == [waiting]
@@ -213,7 +204,7 @@ def test_runpod_worker_killed_while_retrying_a_lost_create_then_cancel_terminate
 def test_runpod_pod_gone_before_the_restart_ends_the_run_with_a_clear_error(db_url: str, fake: FakeRunPod) -> None:
     fake.inject(ghost_create=1)
     (run_id,) = queue(db_url)
-    _set(db_url, run_id, max_attempts=1)
+    update_run(db_url, run_id, max_attempts=1)
     _die_in_create_retry(db_url, run_id)
     (pod,) = fake.pods()
     other = reconciler(db_url)

@@ -245,7 +245,8 @@ def _billed_a_second(fake: FakeRunPod) -> None:
         time.sleep(0.1)
 
 
-def _update(db_url: str, run_id: int, **values: Any) -> None:
+def update_run(db_url: str, run_id: int, **values: Any) -> None:
+    """Set columns of run ``run_id`` directly in the database (what another process would have written)."""
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as session:
         run = session.get(Run, run_id)
@@ -262,7 +263,7 @@ def test_an_idle_run_is_stopped_and_its_pod_terminated(db_url: str, fake: FakeRu
     assert _runs(db_url)[run_id].state == RunState.RUNNING  # alive and (recently) busy: left alone
     _billed_a_second(fake)  # RunPod bills whole seconds of uptime: a pod stopped sooner would cost 0
     # heartbeats keep coming but say "no work" (busy=false leaves active_at behind) for over 15 minutes
-    _update(db_url, run_id, max_attempts=1, active_at=datetime.now(UTC) - timedelta(seconds=1000))
+    update_run(db_url, run_id, max_attempts=1, active_at=datetime.now(UTC) - timedelta(seconds=1000))
     run = settle(db_url, worker, fake, run_id)
     assert run.state == RunState.FAILED and run.error.startswith("idle: no CPU or GPU work for 1000 s")
     assert fake.pods()[0].terminated and run.cost > 0
