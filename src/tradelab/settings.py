@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     :param max_body: the largest request body the API reads where no limit below applies (``64KiB``, ``1MB``, …;
         a larger body is a 413): requests there are small JSON objects.
     :param max_metrics_body: the largest metrics batch (about 65 bytes a point: 100,000 points take 6.5 MB).
-    :param max_logs_body: the largest body of the runs' routes, whose largest is a batch of log lines.
+    :param max_logs_body: the largest batch of log lines a run may append at once.
     :param max_config_body: the largest body of the experiment and env-config routes (configs).
     """
 

@@ -131,6 +131,10 @@ def test_each_route_has_its_own_configurable_limit(db_url: str, monkeypatch: pyt
     batch = b"".join(chunks)
     assert client.post("/api/runs/1/metrics", content=batch).status_code == 404  # parsed: no such run
     assert client.put("/api/budgets/global", content=batch).status_code == 413  # the small default
+    lines = {"lines": ["12:00:00 INFO a log line of a run"] * 4_000}  # 150 kB of log lines
+    assert client.post("/api/runs/1/logs", json=lines).status_code == 404  # parsed: no such run
+    status = {"state": "failed", "error": "x" * 100_000}  # the runs' other routes keep the small default
+    assert client.post("/api/runs/1/status", json=status).status_code == 413
     assert client.post("/api/experiments", json={"config": {"notes": "x" * 1_000}}).status_code == 422
     assert client.post("/api/experiments", json={"config": {"notes": "x" * 3_000}}).status_code == 413
     app.state.engine.dispose()

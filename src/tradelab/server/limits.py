@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tradelab.server.deps import current_token, get_session
-from tradelab.server.routes import env_configs, experiments, metrics, runs
+from tradelab.server.routes import env_configs, experiments, logs, metrics
 from tradelab.settings import Settings
 
 #: What a route with a body limit may answer besides (documented in the OpenAPI schema).
@@ -40,11 +40,11 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def max_body_size(router: APIRouter, settings: Settings) -> int:
-    """The body limit of ``router``'s routes: a metrics batch, a run's log lines (the largest body of the runs'
-    routes), a config, or the small default of every other route."""
+    """The body limit of ``router``'s routes: a metrics batch, a run's log lines, a config, or the small default of
+    every other route (a run's status and heartbeat included)."""
     if router is metrics.router:
         return settings.max_metrics_body
-    if router is runs.router:
+    if router is logs.router:
         return settings.max_logs_body
     if router is experiments.router or router is env_configs.router:
         return settings.max_config_body

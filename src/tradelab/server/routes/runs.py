@@ -14,9 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradelab.server.budgets import attempt_wall_time_s
-from tradelab.server.deps import RUN_FINAL_RESPONSES, AdminDep, RunReaderDep, RunWriterDep, SessionDep
-from tradelab.server.models import Event, Experiment, Run, RunKind, RunLog, RunState, utcnow
-from tradelab.server.reports import store_logs
+from tradelab.server.deps import AdminDep, RunReaderDep, RunWriterDep, SessionDep
+from tradelab.server.models import Event, Experiment, Run, RunKind, RunState, utcnow
 from tradelab.server.routes.common import JSON_INTEGER, MAX_ID, MAX_JSON_INT, Id, Text, UtcDatetime
 from tradelab.server.routes.compute import BACKENDS, live_workers
 from tradelab.server.run_folders import check_artifact_url
@@ -136,35 +135,6 @@ class RunSpec(BaseModel):
     seed: int
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: list[str] = Field(default_factory=list, description="artifact folders of the runs named in params")
-
-
-class RunLogsCreate(BaseModel):
-    """Lines to append to a run's log."""
-
-    lines: list[Text] = Field(min_length=1, max_length=10_000)
-
-
-class RunLogPublic(BaseModel):
-    """One line of a run's log."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: UtcDatetime
-    line: str
-
-
-class RunLogsPublic(BaseModel):
-    """A page of a run's log (after a cursor) and how many lines the log holds in all."""
-
-    data: list[RunLogPublic]
-    count: int
-
-
-class Appended(BaseModel):
-    """How many rows a call appended."""
-
-    count: int
 
 
 def change_state(session: Session, run: Run, state: RunState) -> None:
@@ -379,32 +349,3 @@ def _artifact_folder(session: Session, run: Run, url: str) -> str:
         message = f"the artifact folder must be the run's own folder or inside it: {error}"
         detail = [{"loc": ["body", "artifact_url"], "msg": message, "type": "value_error"}]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-
-
-@router.post(
-    "/runs/{run_id}/logs",
-    response_model=Appended,
-    status_code=status.HTTP_201_CREATED,
-    responses={**RUN_NOT_FOUND, **RUN_FINAL_RESPONSES},
-)
-def append_logs(run_id: Id, body: RunLogsCreate, session: SessionDep, _writer: RunWriterDep) -> Appended:
-    """Append the lines the run's log does not hold yet (a batch replayed after an outage appends nothing twice)."""
-    get_run(session, run_id, lock=True)  # one delivery at a time: a retry racing its original appends once
-    return Appended(count=store_logs(session, run_id, body.lines))
-
-
-@router.get("/runs/{run_id}/logs", response_model=RunLogsPublic, responses=RUN_NOT_FOUND)
-def read_logs(
-    run_id: Id,
-    session: SessionDep,
-    _admin: AdminDep,
-    after_id: Annotated[int, Query(ge=0, le=MAX_JSON_INT)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
-) -> RunLogsPublic:
-    """The run's log lines after line ``after_id`` (pass the last id seen to page on), oldest first."""
-    get_run(session, run_id)
-    count = session.scalar(select(func.count()).select_from(RunLog).where(RunLog.run_id == run_id)) or 0
-    lines = session.scalars(
-        select(RunLog).where(RunLog.run_id == run_id, RunLog.id > after_id).order_by(RunLog.id).limit(limit)
-    ).all()
-    return RunLogsPublic(data=[RunLogPublic.model_validate(line) for line in lines], count=count)
