@@ -140,7 +140,7 @@ def test_local_worker_killed_after_recording_a_start_before_spawning_spawns_it_o
 
 def test_a_local_start_retried_while_its_process_runs_returns_it_and_spawns_nothing(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "compute")
-    spec = ComputeSpec([sys.executable, "-c", "import time; time.sleep(60)"])
+    spec = ComputeSpec([sys.executable, "-c", "import signal; signal.pause()"])
     with armed("local.spawned"), pytest.raises(Killed):
         backend.start(7, spec, "run7-a1")  # the process runs; the worker died before it recorded anything more
     again = LocalBackend(tmp_path / "compute")

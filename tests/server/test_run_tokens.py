@@ -26,7 +26,7 @@ from tradelab.server.security import issue_token
 from tradelab.server.worker import Reconciler, WorkerConfig
 
 #: A run's compute: it idles while the test reports for it with the token the reconciler put in its env.
-IDLE = [sys.executable, "-c", "import time; time.sleep(120)"]
+IDLE = [sys.executable, "-c", "import signal; signal.pause()"]  # runs until it is terminated
 
 
 class TokenKeeper(Reconciler):
