@@ -352,10 +352,11 @@ def _write_outcome(run_id: int, out: str, attempt: int, outcome: dict[str, Any],
     A storage failure is logged, not raised: the API may still take the report.
     """
     from tradelab.experiments.artifacts import RunStorage
+    from tradelab.server.outcomes import outcome_name
 
     points, lines = outbox.pending()
     document = {"attempt": attempt, **outcome, "metrics": points, "logs": lines}
     try:
-        RunStorage(out).write_json(f"attempts/{attempt}/outcome.json", document)
+        RunStorage(out).write_json(outcome_name(attempt), document)
     except Exception:  # any storage's failure: the report may still reach the API
         logger.exception("run %d: could not write the outcome of attempt %d to %s", run_id, attempt, out)

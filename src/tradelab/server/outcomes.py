@@ -27,6 +27,11 @@ class Outcome(BaseModel):
     logs: list[str] = []
 
 
+def outcome_name(attempt: int) -> str:
+    """Where in the run's folder attempt ``attempt`` leaves its outcome (the agent writes it, the worker reads it)."""
+    return f"attempts/{attempt}/outcome.json"
+
+
 def read_outcome(run_url: str, attempt: int) -> Outcome | None:
     """The outcome attempt ``attempt`` of the run whose folder is ``run_url`` left; None when it left none.
 
@@ -34,7 +39,7 @@ def read_outcome(run_url: str, attempt: int) -> Outcome | None:
         link leading out of the run's folder.
     :raises OSError: the storage could not be read (try again later).
     """
-    name = f"attempts/{attempt}/outcome.json"
+    name = outcome_name(attempt)
     fs, root = filesystem(run_url)
     if not fs.exists(f"{root.rstrip('/')}/{name}"):  # checked first: opening the folder would create it
         return None
